@@ -1,0 +1,5 @@
+import sys
+
+from runner_image.main import run
+
+sys.exit(run())

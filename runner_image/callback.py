@@ -1,0 +1,75 @@
+"""The backend's internal API, as the runner and the scheduler call it: retried with backoff
+(idempotent endpoints make a retried POST safe)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class CallbackError(RuntimeError):
+    """The backend refused or never acknowledged a report."""
+
+
+class InternalApiClient:
+    def __init__(
+        self, base_url: str, token: str, retries: int = 2, backoff: float = 0.5, timeout: float = 10
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["X-Result-Token"] = token
+        retry = Retry(
+            total=retries,
+            backoff_factor=backoff,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=frozenset({"POST"}),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.base_url}{path}"
+        try:
+            response = self.session.post(url, json=body, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise CallbackError(f"POST {url} failed: {exc}") from exc
+        if response.status_code >= 400:
+            raise CallbackError(f"POST {url} -> {response.status_code}: {response.text[:500]}")
+        return response.json()
+
+    def post_status(
+        self, submission_id: str, status: str, job_name: str | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"status": status}
+        if job_name:
+            body["job_name"] = job_name
+        return self._post(f"/submissions/{submission_id}/status", body)
+
+    def post_result(self, submission_id: str, result: dict[str, Any]) -> dict[str, Any]:
+        return self._post(f"/submissions/{submission_id}/result", result)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def error_result(reason: str) -> dict[str, Any]:
+    """The result for a submission the platform could not judge: nothing is the student's fault."""
+    return {
+        "status": "error",
+        "verdict": "internal_error",
+        "score": None,
+        "fail_tags": [],
+        "feedback": f"Your submission could not be graded: {reason}. It does not count "
+        "against you; please submit again or tell your instructor.",
+        "tests": [],
+        "metrics": {"error": reason},
+    }

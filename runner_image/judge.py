@@ -1,0 +1,175 @@
+"""From executions to verdicts, scores and tags. Pure: no I/O, easy to test exhaustively.
+
+The score comes from execution alone; nothing here reads what the program says about itself.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner_image.bundle import Bundle, TestSpec
+from runner_image.sandbox import Execution
+
+ACCEPTED = "accepted"
+VERDICT_TAGS = {
+    "wrong_answer": "wrong_answer",
+    "time_limit_exceeded": "time_limit_exceeded",
+    "memory_limit_exceeded": "memory_limit_exceeded",
+    "output_limit_exceeded": "output_limit_exceeded",
+    "runtime_error": "runtime_error",
+    "compile_error": "compile_error",
+}
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    test: TestSpec
+    verdict: str
+    execution: Execution | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    status: str
+    verdict: str
+    score: float
+    max_score: float
+    fail_tags: list[str]
+    tests: list[dict[str, Any]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def outputs_match(expected: str, got: str, mode: str, tolerance: float = 1e-6) -> bool:
+    if mode == "exact":
+        return expected == got
+    if mode == "tokens":
+        return expected.split() == got.split()
+    if mode == "float":
+        return _floats_match(expected.split(), got.split(), tolerance)
+    return _normalised_lines(expected) == _normalised_lines(got)
+
+
+def _normalised_lines(text: str) -> list[str]:
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _floats_match(expected: list[str], got: list[str], tolerance: float) -> bool:
+    if len(expected) != len(got):
+        return False
+    for want, have in zip(expected, got, strict=True):
+        try:
+            a, b = float(want), float(have)
+        except ValueError:
+            if want != have:
+                return False
+            continue
+        if not math.isfinite(b) or not math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance):
+            return False
+    return True
+
+
+def _memory_exceeded(execution: Execution, memory_limit_mb: int) -> bool:
+    near_limit = execution.max_rss_kb >= memory_limit_mb * 1024 * 0.9
+    out_of_memory = b"MemoryError" in execution.stderr or b"std::bad_alloc" in execution.stderr
+    return out_of_memory or (near_limit and execution.signal in (signal.SIGKILL, signal.SIGSEGV))
+
+
+def _describe_exit(execution: Execution) -> str:
+    if execution.signal is not None:
+        return f"killed by signal {signal.Signals(execution.signal).name}"
+    return f"exited with code {execution.exit_code}"
+
+
+def judge_execution(
+    test: TestSpec, execution: Execution, time_limit_ms: int, memory_limit_mb: int
+) -> TestOutcome:
+    """One test's verdict; resource verdicts win over the output comparison."""
+    stderr_tail = execution.stderr.decode("utf-8", "replace")[-2000:]
+    if execution.output_exceeded:
+        return TestOutcome(test, "output_limit_exceeded", execution, "output limit exceeded")
+    if (
+        execution.timed_out
+        or execution.cpu_ms > time_limit_ms
+        or execution.signal == signal.SIGXCPU
+    ):
+        return TestOutcome(
+            test, "time_limit_exceeded", execution, f"time limit of {time_limit_ms} ms exceeded"
+        )
+    if execution.exit_code != 0 and _memory_exceeded(execution, memory_limit_mb):
+        return TestOutcome(
+            test,
+            "memory_limit_exceeded",
+            execution,
+            f"memory limit of {memory_limit_mb} MB exceeded",
+        )
+    if execution.exit_code != 0:
+        return TestOutcome(
+            test, "runtime_error", execution, f"{_describe_exit(execution)}\n{stderr_tail}".strip()
+        )
+    got = execution.stdout.decode("utf-8", "replace")
+    if outputs_match(test.expected_stdout, got, test.compare, test.tolerance):
+        return TestOutcome(test, ACCEPTED, execution)
+    return TestOutcome(test, "wrong_answer", execution, "output differs from the expected output")
+
+
+def compile_failure(tests: tuple[TestSpec, ...], message: str) -> list[TestOutcome]:
+    return [TestOutcome(t, "compile_error", None, message) for t in tests]
+
+
+def judge(bundle: Bundle, outcomes: list[TestOutcome], syntax_error_tag: str) -> Judgement:
+    total_weight = sum(o.test.weight for o in outcomes) or 1.0
+    rows = []
+    score = 0.0
+    for outcome in outcomes:
+        test_max = bundle.max_score * outcome.test.weight / total_weight
+        test_score = test_max if outcome.verdict == ACCEPTED else 0.0
+        score += test_score
+        execution = outcome.execution
+        rows.append(
+            {
+                "name": outcome.test.name,
+                "verdict": outcome.verdict,
+                "score": round(test_score, 2),
+                "max_score": round(test_max, 2),
+                "time_ms": execution.cpu_ms if execution else None,
+                "memory_kb": execution.max_rss_kb if execution else None,
+                "hidden": outcome.test.hidden,
+                "stdout": execution.stdout.decode("utf-8", "replace") if execution else None,
+                "message": outcome.message,
+            }
+        )
+    score = round(score, 2)
+    failing = [o.verdict for o in outcomes if o.verdict != ACCEPTED]
+    passed = len(outcomes) - len(failing)
+    tags = sorted({VERDICT_TAGS[v] for v in failing if v in VERDICT_TAGS})
+    if "compile_error" in failing and syntax_error_tag != "compile_error":
+        tags = sorted({*tags, syntax_error_tag})
+    if 0 < score < bundle.max_score:
+        tags.append("partial")
+    if "internal_error" in failing:
+        status = "error"
+    elif passed == 0:
+        status = "failed"
+    else:
+        status = "graded"
+    return Judgement(
+        status=status,
+        verdict=failing[0] if failing else ACCEPTED,
+        score=score,
+        max_score=bundle.max_score,
+        fail_tags=tags,
+        tests=rows,
+        metrics={
+            "tests_passed": passed,
+            "tests_total": len(outcomes),
+            "run_ms": sum(o.execution.wall_ms for o in outcomes if o.execution),
+            "max_rss_kb": max((o.execution.max_rss_kb for o in outcomes if o.execution), default=0),
+        },
+    )

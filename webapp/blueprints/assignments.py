@@ -1,0 +1,101 @@
+"""Assignments: instructors write them, students read the published ones."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify
+from mongoengine.queryset.visitor import Q
+
+from runner_image.languages import language_problem
+from webapp.auth import login_required, object_id_or_404
+from webapp.errors import ApiError, not_found, parse_body
+from webapp.models import Assignment, FeedbackSettings, TestCase, User, utcnow
+from webapp.pagination import paginated
+from webapp.schemas import AssignmentCreateBody, AssignmentPatchBody, FeedbackBody, TestCaseBody
+from webapp.serializers import assignment_json
+
+bp = Blueprint("assignments", __name__, url_prefix="/api/assignments")
+
+
+def visible_assignments(user: User):
+    if user.role == "instructor":
+        return Assignment.objects(Q(published=True) | Q(owner_id=user.id))
+    return Assignment.objects(published=True)
+
+
+def visible_assignment_or_404(user: User, assignment_id: str) -> Assignment:
+    assignment = (
+        visible_assignments(user).filter(id=object_id_or_404(assignment_id, "assignment")).first()
+    )
+    if assignment is None:
+        raise not_found("assignment")
+    return assignment
+
+
+def _check_language(language: str) -> None:
+    problem = language_problem(language)
+    if problem:
+        raise ApiError(422, "unsupported_language", problem)
+
+
+def _test_cases(tests: list[TestCaseBody]) -> list[TestCase]:
+    return [TestCase(**t.model_dump()) for t in tests]
+
+
+def _feedback(feedback: FeedbackBody) -> FeedbackSettings:
+    return FeedbackSettings(**feedback.model_dump())
+
+
+@bp.post("")
+@login_required("instructor")
+def create_assignment():
+    body = parse_body(AssignmentCreateBody)
+    _check_language(body.language)
+    fields = body.model_dump(exclude={"tests", "feedback"})
+    assignment = Assignment(
+        **fields,
+        owner_id=g.user.id,
+        tests=_test_cases(body.tests),
+        feedback=_feedback(body.feedback),
+    )
+    assignment.save()
+    return jsonify(assignment_json(assignment, is_owner=True)), 201
+
+
+@bp.get("")
+@login_required()
+def list_assignments():
+    user = g.user
+    return paginated(
+        visible_assignments(user).order_by("-created_at"),
+        lambda a: assignment_json(a, is_owner=a.owner_id == user.id),
+    )
+
+
+@bp.get("/<assignment_id>")
+@login_required()
+def get_assignment(assignment_id: str):
+    assignment = visible_assignment_or_404(g.user, assignment_id)
+    return jsonify(assignment_json(assignment, is_owner=assignment.owner_id == g.user.id))
+
+
+@bp.patch("/<assignment_id>")
+@login_required("instructor")
+def patch_assignment(assignment_id: str):
+    assignment = Assignment.objects(
+        id=object_id_or_404(assignment_id, "assignment"), owner_id=g.user.id
+    ).first()
+    if assignment is None:
+        raise not_found("assignment")
+    body = parse_body(AssignmentPatchBody)
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if "language" in changes:
+        _check_language(changes["language"])
+    if "tests" in changes:
+        changes["tests"] = _test_cases(body.tests or [])
+    if "feedback" in changes:
+        changes["feedback"] = _feedback(body.feedback or FeedbackBody())
+    for name, value in changes.items():
+        setattr(assignment, name, value)
+    assignment.updated_at = utcnow()
+    assignment.save()
+    return jsonify(assignment_json(assignment, is_owner=True))

@@ -1,0 +1,58 @@
+"""Liveness, readiness (MongoDB and Redis reachable) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+
+import mongoengine
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from webapp.extensions import services
+from webapp.metrics import REGISTRY
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz():
+    checks: dict[str, str] = {}
+    try:
+        mongoengine.get_db().command("ping")
+        checks["mongodb"] = "ok"
+    except Exception as exc:
+        log.warning("readiness: MongoDB unreachable: %s", exc)
+        checks["mongodb"] = f"unreachable: {type(exc).__name__}"
+    try:
+        services().redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        log.warning("readiness: Redis unreachable: %s", exc)
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    if not ready:
+        return (
+            jsonify(
+                {
+                    "error": {
+                        "code": "dependency_unavailable",
+                        "message": "a dependency is unreachable",
+                        "details": checks,
+                    }
+                }
+            ),
+            503,
+        )
+    return jsonify({"status": "ready", "checks": checks})
+
+
+@bp.get("/metrics")
+def metrics():
+    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)

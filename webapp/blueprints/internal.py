@@ -1,0 +1,48 @@
+"""Callbacks from the scheduler and the runner, authenticated by a per-submission token."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from webapp.auth import object_id_or_404
+from webapp.errors import ApiError, not_found, parse_body
+from webapp.lifecycle import StoreOutcome, mark_running, mark_scheduled, store_result
+from webapp.models import Submission
+from webapp.schemas import ResultBody, StatusBody
+from webapp.security import result_token_is_valid
+
+bp = Blueprint("internal", __name__, url_prefix="/internal")
+
+
+def _authorised_submission_id(submission_id: str):
+    """Check the token before anything else, so an unknown id reveals nothing without one."""
+    secret = current_app.config["SETTINGS"].internal_result_token
+    if not result_token_is_valid(secret, submission_id, request.headers.get("X-Result-Token")):
+        raise ApiError(401, "invalid_token", "missing or invalid X-Result-Token")
+    oid = object_id_or_404(submission_id, "submission")
+    if not Submission.objects(id=oid).only("id").first():
+        raise not_found("submission")
+    return oid
+
+
+@bp.post("/submissions/<submission_id>/status")
+def post_status(submission_id: str):
+    oid = _authorised_submission_id(submission_id)
+    body = parse_body(StatusBody)
+    if body.status == "scheduled":
+        changed = mark_scheduled(oid, body.job_name)
+    else:
+        changed = mark_running(oid)
+    status = Submission.objects(id=oid).only("status").first().status
+    return jsonify({"status": status, "changed": changed})
+
+
+@bp.post("/submissions/<submission_id>/result")
+def post_result(submission_id: str):
+    oid = _authorised_submission_id(submission_id)
+    outcome = store_result(oid, parse_body(ResultBody))
+    if outcome is StoreOutcome.UNKNOWN:
+        raise not_found("submission")
+    if outcome is StoreOutcome.CONFLICT:
+        raise ApiError(409, "result_conflict", "a different result is already stored")
+    return jsonify({"stored": outcome is StoreOutcome.STORED})

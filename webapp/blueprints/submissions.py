@@ -1,0 +1,128 @@
+"""Submitting code and reading results. Another student's submission is a 404, never a 403."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, current_app, g, jsonify, request
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+from webapp.auth import login_required, object_id_or_404
+from webapp.blueprints.assignments import visible_assignment_or_404
+from webapp.errors import ApiError, not_found, parse_body
+from webapp.extensions import services
+from webapp.grading import enqueue_grading
+from webapp.models import Assignment, Submission, User, utcnow
+from webapp.pagination import paginated
+from webapp.schemas import SubmissionCreateBody
+from webapp.serializers import submission_json
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("submissions", __name__, url_prefix="/api")
+
+
+def _is_instructor_of(user: User, assignment: Assignment | None) -> bool:
+    return assignment is not None and assignment.owner_id == user.id
+
+
+def _check_can_submit(user: User, assignment: Assignment, body: SubmissionCreateBody) -> int:
+    """Returns the attempt number, or raises the api.md error that forbids this submission."""
+    settings = current_app.config["SETTINGS"]
+    size = len(body.code.encode())
+    if size > settings.max_code_bytes:
+        raise ApiError(
+            413,
+            "code_too_large",
+            f"code is {size} bytes; the limit is {settings.max_code_bytes}",
+            {"limit_bytes": settings.max_code_bytes, "size_bytes": size},
+        )
+    if not body.code.strip():
+        raise ApiError(400, "invalid_body", "code is empty")
+    if body.language is not None and body.language != assignment.language:
+        raise ApiError(
+            422,
+            "language_mismatch",
+            f"this assignment is graded in {assignment.language}, not {body.language}",
+        )
+    if assignment.due_at is not None and utcnow() > assignment.due_at:
+        raise ApiError(422, "past_due", "the due date of this assignment has passed")
+    previous = Submission.objects(
+        assignment_id=assignment.id, user_id=user.id, status__ne="error"
+    ).count()
+    if assignment.max_attempts is not None and previous >= assignment.max_attempts:
+        raise ApiError(
+            409,
+            "attempts_exhausted",
+            f"all {assignment.max_attempts} attempts are used",
+            {"max_attempts": assignment.max_attempts},
+        )
+    return previous + 1
+
+
+@bp.post("/assignments/<assignment_id>/submissions")
+@login_required("student", "instructor")
+def create_submission(assignment_id: str):
+    assignment = visible_assignment_or_404(g.user, assignment_id)
+    body = parse_body(SubmissionCreateBody)
+    attempt = _check_can_submit(g.user, assignment, body)
+    submission = Submission(
+        assignment_id=assignment.id,
+        user_id=g.user.id,
+        language=assignment.language,
+        code=body.code,
+        attempt=attempt,
+        max_score=assignment.max_score,
+    )
+    submission.save()
+    try:
+        enqueue_grading(submission, assignment, services(), current_app.config["SETTINGS"])
+    except (RedisError, KombuError, OSError) as exc:
+        log.error("could not queue submission %s: %s", submission.id, exc)
+        Submission.objects(id=submission.id, status="queued").update_one(
+            set__status="error",
+            set__verdict="internal_error",
+            set__feedback="The grading queue was unavailable; this attempt does not count. "
+            "Please submit again.",
+            set__finished_at=utcnow(),
+        )
+        raise ApiError(
+            503, "queue_unavailable", "the grading queue is unavailable; please retry"
+        ) from exc
+    response = jsonify(submission_json(submission, assignment, is_instructor=False))
+    response.headers["Location"] = f"/api/submissions/{submission.id}"
+    return response, 202
+
+
+@bp.get("/submissions/<submission_id>")
+@login_required()
+def get_submission(submission_id: str):
+    submission = Submission.objects(id=object_id_or_404(submission_id, "submission")).first()
+    if submission is None:
+        raise not_found("submission")
+    assignment = Assignment.objects(id=submission.assignment_id).first()
+    is_instructor = _is_instructor_of(g.user, assignment)
+    if submission.user_id != g.user.id and not is_instructor:
+        raise not_found("submission")
+    return jsonify(submission_json(submission, assignment, is_instructor=is_instructor))
+
+
+@bp.get("/submissions")
+@login_required()
+def list_submissions():
+    user = g.user
+    query = Submission.objects(user_id=user.id)
+    assignment = None
+    if "assignment_id" in request.args:
+        assignment_oid = object_id_or_404(request.args["assignment_id"], "assignment")
+        assignment = Assignment.objects(id=assignment_oid).first()
+        if _is_instructor_of(user, assignment):
+            query = Submission.objects(assignment_id=assignment_oid)
+        else:
+            query = query.filter(assignment_id=assignment_oid)
+    is_instructor = _is_instructor_of(user, assignment)
+    return paginated(
+        query.order_by("-created_at"),
+        lambda s: submission_json(s, assignment, is_instructor=is_instructor),
+    )

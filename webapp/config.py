@@ -1,0 +1,92 @@
+"""All settings, read once from environment variables (names from the seed architecture)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+DEFAULT_CORS_ORIGINS = "http://localhost:3000,http://cloudemy.local"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the process must not start half-configured."""
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    mongo_uri: str | None = None
+    db_name: str = "cloudemy"
+    redis_url: str = "redis://localhost:6379/0"
+    queue_submissions: str = "queue:submissions"
+    internal_result_token: str = ""
+    secret_key: str = ""
+    cors_origins: tuple[str, ...] = field(
+        default_factory=lambda: tuple(DEFAULT_CORS_ORIGINS.split(","))
+    )
+    access_token_ttl_seconds: int = 3600
+    max_code_bytes: int = 64 * 1024
+    max_request_bytes: int = 1024 * 1024
+    bundle_ttl_seconds: int = 24 * 3600
+    runner_launcher: str = "local"
+    backend_internal_url: str = "http://backend:8000/internal"
+    k8s_namespace: str = "default"
+    runner_image: str = "cloudemy/runner:latest"
+    llm_model: str = "gpt-4o-mini"
+    llm_base_url: str | None = None
+    demo_seed: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        cors = env.get("CORS_ORIGINS", DEFAULT_CORS_ORIGINS)
+        settings = cls(
+            mongo_uri=env.get("MONGO_URI") or None,
+            db_name=env.get("DB_NAME", "cloudemy"),
+            redis_url=env.get("REDIS_URL", "redis://localhost:6379/0"),
+            queue_submissions=env.get("QUEUE_SUBMISSIONS", "queue:submissions"),
+            internal_result_token=env.get("INTERNAL_RESULT_TOKEN", ""),
+            secret_key=env.get("SECRET_KEY", ""),
+            cors_origins=tuple(o.strip() for o in cors.split(",") if o.strip()),
+            access_token_ttl_seconds=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 3600),
+            max_code_bytes=_int(env, "MAX_CODE_BYTES", 64 * 1024),
+            max_request_bytes=_int(env, "MAX_REQUEST_BYTES", 1024 * 1024),
+            bundle_ttl_seconds=_int(env, "BUNDLE_TTL_SECONDS", 24 * 3600),
+            runner_launcher=env.get("RUNNER_LAUNCHER", "local"),
+            backend_internal_url=env.get("BACKEND_INTERNAL_URL", "http://backend:8000/internal"),
+            k8s_namespace=env.get("K8S_NAMESPACE", "default"),
+            runner_image=env.get("RUNNER_IMAGE", "cloudemy/runner:latest"),
+            llm_model=env.get("LLM_MODEL", "gpt-4o-mini"),
+            llm_base_url=env.get("LLM_BASE_URL") or None,
+            demo_seed=env.get("CLOUDEMY_DEMO_SEED", "") == "1",
+        )
+        return replace(settings, **overrides)
+
+    def require_secrets(self) -> None:
+        """Refuse to serve with an empty signing secret: tokens would be forgeable."""
+        missing = [
+            name
+            for name, value in (
+                ("INTERNAL_RESULT_TOKEN", self.internal_result_token),
+                ("SECRET_KEY", self.secret_key),
+            )
+            if len(value) < 16
+        ]
+        if missing:
+            raise ConfigError(
+                f"{', '.join(missing)} must be set to a random value of at least 16 characters"
+            )
+        if self.runner_launcher not in ("local", "kubernetes"):
+            raise ConfigError(
+                f"RUNNER_LAUNCHER must be 'local' or 'kubernetes', got {self.runner_launcher!r}"
+            )

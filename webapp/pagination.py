@@ -1,0 +1,31 @@
+"""`limit`/`offset` query parameters, validated the same way for every list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from mongoengine.queryset import QuerySet
+
+from webapp.errors import ApiError
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def _non_negative_int(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise ApiError(400, "invalid_query", f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def paginated(queryset: QuerySet, render: Any):
+    limit = _non_negative_int("limit", DEFAULT_LIMIT)
+    offset = _non_negative_int("offset", 0)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "invalid_query", f"limit must be between 1 and {MAX_LIMIT}")
+    items = [render(doc) for doc in queryset.skip(offset).limit(limit)]
+    return jsonify({"items": items, "total": queryset.count(), "limit": limit, "offset": offset})

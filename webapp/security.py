@@ -1,0 +1,56 @@
+"""Secrets handling: password hashes, bearer tokens, and per-submission result tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+_JWT_ALGORITHM = "HS256"
+# Verified against when the e-mail is unknown, so login time does not reveal which accounts exist.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_access_token(user_id: str, secret: str, ttl_seconds: int) -> str:
+    now = int(time.time())
+    claims = {"sub": user_id, "iat": now, "exp": now + ttl_seconds, "typ": "access"}
+    return jwt.encode(claims, secret, algorithm=_JWT_ALGORITHM)
+
+
+def user_id_from_access_token(token: str, secret: str) -> str | None:
+    """The token's user id, or None when it is forged, expired or not an access token."""
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[_JWT_ALGORITHM], options={"require": ["exp", "sub"]}
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims["sub"] if claims.get("typ") == "access" else None
+
+
+def result_token_for(server_secret: str, submission_id: str) -> str:
+    """The callback token for one submission: a leaked runner token can touch nothing else."""
+    return hmac.new(
+        server_secret.encode(), f"result:{submission_id}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def result_token_is_valid(server_secret: str, submission_id: str, presented: str | None) -> bool:
+    expected = result_token_for(server_secret, submission_id)
+    return hmac.compare_digest(expected.encode(), (presented or "").encode())

@@ -1,0 +1,108 @@
+"""Documents to the JSON shapes of api.md. Pure: what a caller may see is decided here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from webapp.models import Assignment, Submission, TestCase, TestResult, User
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": str(user.id), "email": user.email, "name": user.name, "role": user.role}
+
+
+def _test_case_json(test: TestCase, reveal_hidden: bool) -> dict[str, Any]:
+    shown = {"name": test.name, "hidden": test.hidden, "weight": test.weight}
+    if reveal_hidden or not test.hidden:
+        shown |= {
+            "stdin": test.stdin,
+            "expected_stdout": test.expected_stdout,
+            "compare": test.compare,
+            "tolerance": test.tolerance,
+        }
+    return shown
+
+
+def assignment_json(assignment: Assignment, is_owner: bool) -> dict[str, Any]:
+    return {
+        "id": str(assignment.id),
+        "owner_id": str(assignment.owner_id),
+        "title": assignment.title,
+        "description": assignment.description,
+        "language": assignment.language,
+        "starter_code": assignment.starter_code,
+        "tests": [_test_case_json(t, reveal_hidden=is_owner) for t in assignment.tests],
+        "time_limit_ms": assignment.time_limit_ms,
+        "memory_limit_mb": assignment.memory_limit_mb,
+        "max_score": assignment.max_score,
+        "max_attempts": assignment.max_attempts,
+        "due_at": iso(assignment.due_at),
+        "published": assignment.published,
+        "feedback": {
+            "llm": assignment.feedback.llm,
+            "rubric": assignment.feedback.rubric if is_owner else None,
+            "rubric_weight": assignment.feedback.rubric_weight,
+        },
+        "created_at": iso(assignment.created_at),
+        "updated_at": iso(assignment.updated_at),
+    }
+
+
+def _test_result_json(
+    result: TestResult, case: TestCase | None, reveal_hidden: bool
+) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "name": result.name,
+        "verdict": result.verdict,
+        "score": result.score,
+        "max_score": result.max_score,
+        "time_ms": result.time_ms,
+        "memory_kb": result.memory_kb,
+        "hidden": result.hidden,
+    }
+    if reveal_hidden or not result.hidden:
+        shown |= {
+            "stdin": case.stdin if case else None,
+            "expected_stdout": case.expected_stdout if case else None,
+            "stdout": result.stdout,
+            "message": result.message,
+        }
+    return shown
+
+
+def submission_json(
+    submission: Submission, assignment: Assignment | None, is_instructor: bool
+) -> dict[str, Any]:
+    """Students never see a hidden test's input, expected output or their output for it."""
+    cases = {t.name: t for t in assignment.tests} if assignment else {}
+    return {
+        "id": str(submission.id),
+        "assignment_id": str(submission.assignment_id),
+        "user_id": str(submission.user_id),
+        "language": submission.language,
+        "code": submission.code,
+        "status": submission.status,
+        "verdict": submission.verdict,
+        "score": submission.score,
+        "max_score": submission.max_score,
+        "fail_tags": list(submission.fail_tags),
+        "feedback": submission.feedback,
+        "tests": [
+            _test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor)
+            for r in submission.tests
+        ],
+        "metrics": dict(submission.metrics),
+        "attempt": submission.attempt,
+        "job_name": submission.job_name,
+        "created_at": iso(submission.created_at),
+        "scheduled_at": iso(submission.scheduled_at),
+        "started_at": iso(submission.started_at),
+        "finished_at": iso(submission.finished_at),
+    }
