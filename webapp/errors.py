@@ -8,9 +8,13 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
+
+# An oversized body is read and discarded up to this size, so the client (still sending)
+# receives the 413 instead of a reset connection; beyond it the connection is just closed.
+DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -62,6 +66,17 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.details)
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge):
+        _drain_request_body()
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        return error_response(
+            413,
+            "request_entity_too_large",
+            f"request body is larger than {limit} bytes",
+            {"limit_bytes": limit},
+        )
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = (exc.name or "error").lower().replace(" ", "_")
@@ -71,3 +86,15 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal server error")
+
+
+def _drain_request_body() -> None:
+    length = request.content_length or 0
+    if length > DRAIN_LIMIT_BYTES:
+        return
+    stream = request.environ["wsgi.input"]
+    while length > 0:
+        chunk = stream.read(min(length, 65536))
+        if not chunk:
+            break
+        length -= len(chunk)
