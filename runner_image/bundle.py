@@ -17,9 +17,14 @@ class BundleMissing(RuntimeError):
 
 @dataclass(frozen=True)
 class TestSpec:
+    """An `io` test (stdin in, stdout compared) or, when `call` is set, a Python `call` test
+    whose returned value is compared with `expected`."""
+
     name: str
-    stdin: str
-    expected_stdout: str
+    stdin: str = ""
+    expected_stdout: str = ""
+    call: str | None = None
+    expected: Any = None
     hidden: bool = False
     weight: float = 1.0
     compare: str = "lines"

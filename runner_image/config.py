@@ -22,6 +22,7 @@ class RunnerSettings:
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
     llm_base_url: str | None = None
+    require_isolation: str = "basic"
 
     @classmethod
     def from_env(cls) -> RunnerSettings:
@@ -48,6 +49,7 @@ class RunnerSettings:
             llm_api_key=env.get("LLM_API_KEY") or None,
             llm_model=env.get("LLM_MODEL", "gpt-4o-mini"),
             llm_base_url=env.get("LLM_BASE_URL") or None,
+            require_isolation=env.get("RUNNER_REQUIRE_ISOLATION", "basic"),
         )
         for name in SECRET_VARIABLES:
             env.pop(name, None)

@@ -5,6 +5,7 @@ The score comes from execution alone; nothing here reads what the program says a
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 from dataclasses import dataclass, field
@@ -75,10 +76,34 @@ def _floats_match(expected: list[str], got: list[str], tolerance: float) -> bool
     return True
 
 
-def _memory_exceeded(execution: Execution, memory_limit_mb: int) -> bool:
+def values_match(expected: Any, got: Any, tolerance: float = 1e-6) -> bool:
+    """Deep equality of JSON values; floats within `tolerance`; True is not 1."""
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return type(expected) is type(got) and expected == got
+    if isinstance(expected, int | float) and isinstance(got, int | float):
+        if isinstance(expected, int) and isinstance(got, int):
+            return expected == got
+        return math.isfinite(got) and math.isclose(
+            expected, got, rel_tol=tolerance, abs_tol=tolerance
+        )
+    if isinstance(expected, list) and isinstance(got, list):
+        return len(expected) == len(got) and all(
+            values_match(a, b, tolerance) for a, b in zip(expected, got, strict=True)
+        )
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return expected.keys() == got.keys() and all(
+            values_match(expected[k], got[k], tolerance) for k in expected
+        )
+    return type(expected) is type(got) and expected == got
+
+
+def _memory_exceeded(
+    execution: Execution, memory_limit_mb: int, out_of_memory_markers: tuple[bytes, ...]
+) -> bool:
+    if any(marker in execution.stderr for marker in out_of_memory_markers):
+        return True
     near_limit = execution.max_rss_kb >= memory_limit_mb * 1024 * 0.9
-    out_of_memory = b"MemoryError" in execution.stderr or b"std::bad_alloc" in execution.stderr
-    return out_of_memory or (near_limit and execution.signal in (signal.SIGKILL, signal.SIGSEGV))
+    return near_limit and execution.signal in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT)
 
 
 def _describe_exit(execution: Execution) -> str:
@@ -87,8 +112,24 @@ def _describe_exit(execution: Execution) -> str:
     return f"exited with code {execution.exit_code}"
 
 
+def _answer_is_right(test: TestSpec, stdout: bytes) -> bool:
+    if test.call is None:
+        return outputs_match(
+            test.expected_stdout, stdout.decode("utf-8", "replace"), test.compare, test.tolerance
+        )
+    try:
+        got = json.loads(stdout)
+    except ValueError:
+        return False
+    return values_match(test.expected, got, test.tolerance)
+
+
 def judge_execution(
-    test: TestSpec, execution: Execution, time_limit_ms: int, memory_limit_mb: int
+    test: TestSpec,
+    execution: Execution,
+    time_limit_ms: int,
+    memory_limit_mb: int,
+    out_of_memory_markers: tuple[bytes, ...] = (),
 ) -> TestOutcome:
     """One test's verdict; resource verdicts win over the output comparison."""
     stderr_tail = execution.stderr.decode("utf-8", "replace")[-2000:]
@@ -102,7 +143,9 @@ def judge_execution(
         return TestOutcome(
             test, "time_limit_exceeded", execution, f"time limit of {time_limit_ms} ms exceeded"
         )
-    if execution.exit_code != 0 and _memory_exceeded(execution, memory_limit_mb):
+    if execution.exit_code != 0 and _memory_exceeded(
+        execution, memory_limit_mb, out_of_memory_markers
+    ):
         return TestOutcome(
             test,
             "memory_limit_exceeded",
@@ -113,8 +156,7 @@ def judge_execution(
         return TestOutcome(
             test, "runtime_error", execution, f"{_describe_exit(execution)}\n{stderr_tail}".strip()
         )
-    got = execution.stdout.decode("utf-8", "replace")
-    if outputs_match(test.expected_stdout, got, test.compare, test.tolerance):
+    if _answer_is_right(test, execution.stdout):
         return TestOutcome(test, ACCEPTED, execution)
     return TestOutcome(test, "wrong_answer", execution, "output differs from the expected output")
 

@@ -12,6 +12,7 @@ from runner_image.callback import CallbackError, InternalApiClient, error_result
 from runner_image.config import RunnerConfigError, RunnerSettings
 from runner_image.feedback import deterministic_feedback
 from runner_image.grader import grade
+from runner_image.isolation import IsolationUnavailable, probe_isolation, require_level
 
 log = logging.getLogger("runner")
 
@@ -27,7 +28,17 @@ def make_non_dumpable() -> None:
 
 def build_result(settings: RunnerSettings) -> dict:
     bundle = load_bundle(settings.redis_url, settings.submission_id)
-    judgement = grade(bundle)
+    isolation = probe_isolation()
+    try:
+        require_level(isolation, settings.require_isolation)
+    except IsolationUnavailable as exc:
+        log.error("%s", exc)
+        result = error_result(f"the grading machine is not isolated enough ({exc})")
+        result["metrics"]["isolation"] = isolation.layers
+        return result
+    judgement = grade(bundle, isolation)
+    judgement.metrics["isolation"] = isolation.layers
+    judgement.metrics["isolation_level"] = isolation.level
     result = asdict(judgement)
     result["feedback"] = deterministic_feedback(judgement)
     result["metrics"]["llm"] = "not configured"

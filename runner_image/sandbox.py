@@ -1,5 +1,6 @@
-"""Run one untrusted process: fresh environment, rlimits, its own process group, a wall-clock
-deadline and an output cap. Everything the process can reach is decided here."""
+"""Run one untrusted process: fresh environment, rlimits, its own process group, the probed
+isolation layers, a wall-clock deadline and an output cap. When it ends, everything it
+started is killed."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner_image.isolation import Isolation, kill_all_of_uid
+from runner_image.languages import SANDBOX_PATH
+
 MIB = 1024 * 1024
-SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class Limits:
     stderr_bytes: int = 16 * 1024
     file_bytes: int = 16 * MIB
     open_files: int = 64
+    processes: int = 128
+    memory_mode: str = "address_space"  # or "data", for runtimes that over-reserve (V8)
+    memory_overhead_mb: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,16 +49,21 @@ class Execution:
     output_exceeded: bool
 
 
-def _child_setup(limits: Limits):
+def _child_setup(limits: Limits, isolation: Isolation):
     cpu_seconds = max(1, math.ceil(limits.cpu_ms / 1000))
-    memory = limits.memory_mb * MIB
+    memory = (limits.memory_mb + limits.memory_overhead_mb) * MIB
+    memory_rlimit = resource.RLIMIT_DATA if limits.memory_mode == "data" else resource.RLIMIT_AS
+    isolate = isolation.child_hook()
 
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(memory_rlimit, (memory, memory))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        processes = limits.processes + isolation.process_baseline
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        isolate()
 
     return apply
 
@@ -62,13 +73,19 @@ def sandbox_env(workdir: Path) -> dict[str, str]:
     return {"PATH": SANDBOX_PATH, "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": str(workdir)}
 
 
-def _kill_group(pgid: int) -> None:
+def _kill_everything(pgid: int, isolation: Isolation) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+    if isolation.uid is not None:
+        kill_all_of_uid(isolation.uid)
 
 
 def execute(
-    argv: list[str] | tuple[str, ...], stdin: bytes, workdir: Path, limits: Limits
+    argv: list[str] | tuple[str, ...],
+    stdin: bytes,
+    workdir: Path,
+    limits: Limits,
+    isolation: Isolation,
 ) -> Execution:
     with tempfile.TemporaryFile() as stdin_file:
         stdin_file.write(stdin)
@@ -82,13 +99,15 @@ def execute(
             cwd=workdir,
             env=sandbox_env(workdir),
             start_new_session=True,
-            preexec_fn=_child_setup(limits),
+            preexec_fn=_child_setup(limits, isolation),
             close_fds=True,
         )
-    return _supervise(proc, started, limits)
+    return _supervise(proc, started, limits, isolation)
 
 
-def _supervise(proc: subprocess.Popen, started: float, limits: Limits) -> Execution:
+def _supervise(
+    proc: subprocess.Popen, started: float, limits: Limits, isolation: Isolation
+) -> Execution:
     """Collect output until the process exits, overflows its output or passes the deadline;
     then kill its whole process group, so nothing it started outlives the run."""
     deadline = started + limits.wall_ms / 1000
@@ -123,7 +142,7 @@ def _supervise(proc: subprocess.Popen, started: float, limits: Limits) -> Execut
             if output_exceeded:
                 break
     finally:
-        _kill_group(proc.pid)
+        _kill_everything(proc.pid, isolation)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall_ms = int((time.monotonic() - started) * 1000)

@@ -1,0 +1,207 @@
+"""Isolation layers for untrusted processes, strongest available first, applied in the child
+between fork and exec. Which layers this machine supports is probed once per runner run and
+reported in `metrics.isolation`; a required level the machine cannot meet is an error, never
+a silent downgrade.
+
+Layers beyond the always-on ones (fresh working directory, scrubbed environment, rlimits,
+own process group, runner non-dumpable):
+- `uid`: the child runs as a throw-away uid when the runner is root, so it can neither
+  signal nor read the runner, and its processes can be killed by uid afterwards.
+- `network_namespace`: a new, empty network namespace (no route anywhere, not even to the
+  Redis on 127.0.0.1); as non-root through a user namespace where the kernel allows it.
+- `seccomp`: refuses internet sockets (and io_uring, which could open them behind the
+  filter's back), ptrace, session escapes, and signals to the runner. It needs no privilege,
+  so it also holds inside an unprivileged Kubernetes pod where namespaces are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+try:
+    import pyseccomp
+except (ImportError, OSError):  # no libseccomp on this machine: the layer is reported absent
+    pyseccomp = None
+
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+LEVELS = ("none", "basic", "strict")
+ALWAYS_ON = ("workdir", "scrubbed_env", "rlimits", "process_group", "runner_non_dumpable")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class IsolationUnavailable(RuntimeError):
+    """The configured minimum isolation level cannot be met on this machine."""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    uid: int | None = None
+    network_namespace: bool = False
+    seccomp: bool = False
+    runner_pid: int = 0
+    # Without a uid of its own, the child's process limit also counts the runner's processes.
+    process_baseline: int = 0
+
+    @property
+    def layers(self) -> list[str]:
+        extra = [
+            name
+            for name, active in (
+                ("uid", self.uid is not None),
+                ("network_namespace", self.network_namespace),
+                ("seccomp", self.seccomp),
+            )
+            if active
+        ]
+        return [*ALWAYS_ON, *extra]
+
+    @property
+    def level(self) -> str:
+        network_blocked = self.network_namespace or self.seccomp
+        runner_protected = self.uid is not None or self.seccomp
+        return "strict" if network_blocked and runner_protected else "basic"
+
+    def child_hook(self) -> Callable[[], None]:
+        """What the forked child runs before exec. The seccomp filter is compiled here, in
+        the parent, since the child may no longer be able to read the library once it has
+        switched uid. Order matters: namespaces need the privileges the uid switch gives up,
+        and seccomp comes last."""
+        seccomp_filter = _seccomp_filter(self.runner_pid) if self.seccomp else None
+
+        def apply() -> None:
+            if self.network_namespace:
+                _unshare_network()
+            if self.uid is not None:
+                os.setgroups([])
+                os.setgid(self.uid)
+                os.setuid(self.uid)
+            if seccomp_filter is not None:
+                seccomp_filter.load()
+
+        return apply
+
+
+def _unshare_network() -> None:
+    if os.geteuid() == 0:
+        _unshare(CLONE_NEWNET)
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    with open("/proc/self/setgroups", "w") as setgroups:
+        setgroups.write("deny")
+    with open("/proc/self/uid_map", "w") as uid_map:
+        uid_map.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as gid_map:
+        gid_map.write(f"{gid} {gid} 1")
+
+
+def _unshare(flags: int) -> None:
+    if _libc.unshare(flags) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"unshare: {os.strerror(code)}")
+
+
+def _seccomp_filter(runner_pid: int):
+    if pyseccomp is None:
+        raise OSError("libseccomp is not available")
+    sc = pyseccomp
+    low32 = 0xFFFFFFFF
+    denied = sc.ERRNO(errno.EPERM)
+    rules = sc.SyscallFilter(defaction=sc.ALLOW)
+    for family in (socket.AF_INET, socket.AF_INET6):
+        rules.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.EQ, family))
+    for call in ("io_uring_setup", "ptrace", "setsid", "setpgid", "process_vm_readv"):
+        rules.add_rule(denied, call)
+    # Signals to the runner, to its process group, or to every process (-1) are refused.
+    for target in (runner_pid, -runner_pid & low32, low32):
+        rules.add_rule(denied, "kill", sc.Arg(0, sc.MASKED_EQ, low32, target))
+    for call in ("tkill", "tgkill", "pidfd_open", "prlimit64"):
+        rules.add_rule(denied, call, sc.Arg(0, sc.MASKED_EQ, low32, runner_pid))
+    return rules
+
+
+def sandbox_uid() -> int:
+    """A uid nobody else uses, distinct per concurrent runner (pids are unique)."""
+    return 100_000 + os.getpid() % 50_000
+
+
+def kill_all_of_uid(uid: int) -> None:
+    """Kill every process of the sandbox uid, including any that left the process group."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _works(candidate: Isolation) -> bool:
+    try:
+        completed = subprocess.run(
+            ["/bin/true"],
+            preexec_fn=candidate.child_hook(),
+            env={},
+            timeout=10,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except (subprocess.SubprocessError, OSError):
+        return False
+    return completed.returncode == 0
+
+
+def processes_of_current_uid() -> int:
+    uid = os.geteuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                count += entry.stat().st_uid == uid
+    return count
+
+
+def probe_isolation() -> Isolation:
+    """Try each optional layer on its own and keep the ones this machine supports."""
+    best = Isolation(runner_pid=os.getpid(), process_baseline=processes_of_current_uid())
+    candidates = [replace(best, seccomp=True), replace(best, network_namespace=True)]
+    if os.geteuid() == 0:
+        candidates.append(replace(best, uid=sandbox_uid()))
+    for candidate in candidates:
+        if _works(candidate):
+                best = replace(
+                    best,
+                    seccomp=best.seccomp or candidate.seccomp,
+                    network_namespace=best.network_namespace or candidate.network_namespace,
+                    uid=candidate.uid if candidate.uid is not None else best.uid,
+                )
+    for weaker in (replace(best, network_namespace=False), replace(best, seccomp=False)):
+        if _works(best):
+            break
+        best = weaker
+    if best.uid is not None:
+        best = replace(best, process_baseline=0)
+    return best
+
+
+def require_level(isolation: Isolation, required: str) -> None:
+    if required not in LEVELS:
+        raise IsolationUnavailable(f"RUNNER_REQUIRE_ISOLATION must be one of {LEVELS}")
+    if LEVELS.index(isolation.level) < LEVELS.index(required):
+        raise IsolationUnavailable(
+            f"isolation level {required!r} is required but this machine provides "
+            f"{isolation.level!r} (active layers: {', '.join(isolation.layers)})"
+        )
