@@ -34,6 +34,8 @@ def build_bundle(submission: Submission, assignment: Assignment) -> dict[str, An
                 "name": t.name,
                 "stdin": t.stdin,
                 "expected_stdout": t.expected_stdout,
+                "call": t.call,
+                "expected": t.expected,
                 "hidden": t.hidden,
                 "weight": t.weight,
                 "compare": t.compare,

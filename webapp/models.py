@@ -31,6 +31,8 @@ class TestCase(me.EmbeddedDocument):
     name = me.StringField(required=True)
     stdin = me.StringField(default="")
     expected_stdout = me.StringField(default="")
+    call = me.StringField(null=True)
+    expected = me.DynamicField(null=True)
     hidden = me.BooleanField(default=False)
     weight = me.FloatField(default=1.0)
     compare = me.StringField(choices=COMPARE_MODES, default="lines")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -49,13 +50,25 @@ class LoginBody(Strict):
 
 
 class TestCaseBody(Strict):
+    """An `io` test (stdin, expected_stdout) or a Python `call` test (call, expected)."""
+
     name: Name
     stdin: str = Field(default="", max_length=1024 * 1024)
     expected_stdout: str = Field(default="", max_length=1024 * 1024)
+    call: str | None = Field(default=None, min_length=1, max_length=10_000)
+    expected: Any = None
     hidden: bool = False
     weight: float = Field(default=1.0, gt=0, le=1000)
     compare: Compare = "lines"
     tolerance: float = Field(default=1e-6, ge=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TestCaseBody:
+        if self.call is None and "expected" in self.model_fields_set:
+            raise ValueError("`expected` belongs to call tests; io tests use expected_stdout")
+        if self.call is not None and self.model_fields_set & {"stdin", "expected_stdout"}:
+            raise ValueError("a call test has `call` and `expected`, not stdin/expected_stdout")
+        return self
 
 
 class FeedbackBody(Strict):
@@ -68,6 +81,10 @@ def _unique_test_names(tests: list[TestCaseBody] | None) -> None:
     names = [t.name for t in tests or []]
     if len(names) != len(set(names)):
         raise ValueError("test names must be unique within an assignment")
+
+
+def has_call_tests(tests: Sequence[Any] | None) -> bool:
+    return any(t.call is not None for t in tests or [])
 
 
 class AssignmentCreateBody(Strict):

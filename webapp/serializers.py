@@ -19,14 +19,13 @@ def user_json(user: User) -> dict[str, Any]:
 
 
 def _test_case_json(test: TestCase, reveal_hidden: bool) -> dict[str, Any]:
-    shown = {"name": test.name, "hidden": test.hidden, "weight": test.weight}
+    shown: dict[str, Any] = {"name": test.name, "hidden": test.hidden, "weight": test.weight}
     if reveal_hidden or not test.hidden:
-        shown |= {
-            "stdin": test.stdin,
-            "expected_stdout": test.expected_stdout,
-            "compare": test.compare,
-            "tolerance": test.tolerance,
-        }
+        if test.call is not None:
+            shown |= {"call": test.call, "expected": test.expected}
+        else:
+            shown |= {"stdin": test.stdin, "expected_stdout": test.expected_stdout}
+        shown |= {"compare": test.compare, "tolerance": test.tolerance}
     return shown
 
 
@@ -68,12 +67,14 @@ def _test_result_json(
         "hidden": result.hidden,
     }
     if reveal_hidden or not result.hidden:
-        shown |= {
-            "stdin": case.stdin if case else None,
-            "expected_stdout": case.expected_stdout if case else None,
-            "stdout": result.stdout,
-            "message": result.message,
-        }
+        if case is not None and case.call is not None:
+            shown |= {"call": case.call, "expected": case.expected}
+        else:
+            shown |= {
+                "stdin": case.stdin if case else None,
+                "expected_stdout": case.expected_stdout if case else None,
+            }
+        shown |= {"stdout": result.stdout, "message": result.message}
     return shown
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import Blueprint, g, jsonify
 from mongoengine.queryset.visitor import Q
 
@@ -10,7 +12,13 @@ from webapp.auth import login_required, object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.models import Assignment, FeedbackSettings, TestCase, User, utcnow
 from webapp.pagination import paginated
-from webapp.schemas import AssignmentCreateBody, AssignmentPatchBody, FeedbackBody, TestCaseBody
+from webapp.schemas import (
+    AssignmentCreateBody,
+    AssignmentPatchBody,
+    FeedbackBody,
+    TestCaseBody,
+    has_call_tests,
+)
 from webapp.serializers import assignment_json
 
 bp = Blueprint("assignments", __name__, url_prefix="/api/assignments")
@@ -31,10 +39,12 @@ def visible_assignment_or_404(user: User, assignment_id: str) -> Assignment:
     return assignment
 
 
-def _check_language(language: str) -> None:
+def _check_language(language: str, tests: Sequence[TestCaseBody | TestCase] | None) -> None:
     problem = language_problem(language)
     if problem:
         raise ApiError(422, "unsupported_language", problem)
+    if has_call_tests(tests) and language != "python":
+        raise ApiError(422, "unsupported_test_kind", "call tests are only available for python")
 
 
 def _test_cases(tests: list[TestCaseBody]) -> list[TestCase]:
@@ -49,7 +59,7 @@ def _feedback(feedback: FeedbackBody) -> FeedbackSettings:
 @login_required("instructor")
 def create_assignment():
     body = parse_body(AssignmentCreateBody)
-    _check_language(body.language)
+    _check_language(body.language, body.tests)
     fields = body.model_dump(exclude={"tests", "feedback"})
     assignment = Assignment(
         **fields,
@@ -88,8 +98,9 @@ def patch_assignment(assignment_id: str):
         raise not_found("assignment")
     body = parse_body(AssignmentPatchBody)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
-    if "language" in changes:
-        _check_language(changes["language"])
+    if {"language", "tests"} & changes.keys():
+        tests = body.tests if "tests" in changes else assignment.tests
+        _check_language(changes.get("language", assignment.language), tests)
     if "tests" in changes:
         changes["tests"] = _test_cases(body.tests or [])
     if "feedback" in changes:
