@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from flask_cors import CORS
+if TYPE_CHECKING:
+    from flask import Flask
 
-from webapp.config import Settings
-from webapp.errors import register_error_handlers
-from webapp.extensions import connect_mongo, make_services
-from webapp.metrics import instrument
+    from webapp.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
+    # Imported here so that `webapp.config` can be imported (by celeryconfig and the
+    # scheduler) without pulling in the whole web stack and a circular import with tasks.
+    from flask import Flask
+    from flask_cors import CORS
+
+    from webapp.config import Settings
+    from webapp.errors import register_error_handlers
+    from webapp.extensions import connect_mongo, make_services
+    from webapp.metrics import instrument
+
     settings = settings or Settings.from_env()
     settings.require_secrets()
     logging.basicConfig(

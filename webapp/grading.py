@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from tasks.celery_app import SCHEDULE_TASK
 from webapp.config import Settings
@@ -58,3 +61,9 @@ def enqueue_grading(
     services.celery.send_task(
         SCHEDULE_TASK, args=[str(submission.id)], queue=settings.queue_submissions
     )
+
+
+def discard_bundle(submission: Submission, services: Services) -> None:
+    """Best effort: a bundle whose task was never sent should not wait out its TTL."""
+    with contextlib.suppress(RedisError):
+        services.redis.delete(BUNDLE_KEY.format(id=submission.id))

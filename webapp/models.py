@@ -14,7 +14,9 @@ STATUSES = OPEN_STATUSES + FINAL_STATUSES
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Naive UTC at millisecond precision, exactly what MongoDB stores and gives back."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class User(me.Document):

@@ -17,7 +17,7 @@ def _non_negative_int(name: str, default: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ApiError(400, "invalid_query", f"{name} must be a non-negative integer")
     return int(raw)
 

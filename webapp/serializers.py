@@ -64,9 +64,11 @@ def _test_result_json(
         "max_score": result.max_score,
         "time_ms": result.time_ms,
         "memory_kb": result.memory_kb,
-        "hidden": result.hidden,
+        "hidden": result.hidden or (case is not None and case.hidden),
     }
-    if reveal_hidden or not result.hidden:
+    # Hidden now or when graded: an instructor may hide a test after results exist.
+    hidden = result.hidden or (case is not None and case.hidden)
+    if reveal_hidden or not hidden:
         if case is not None and case.call is not None:
             shown |= {"call": case.call, "expected": case.expected}
         else:

@@ -40,7 +40,13 @@ def post_status(submission_id: str):
 @bp.post("/submissions/<submission_id>/result")
 def post_result(submission_id: str):
     oid = _authorised_submission_id(submission_id)
-    outcome = store_result(oid, parse_body(ResultBody))
+    result = parse_body(ResultBody)
+    max_score = Submission.objects(id=oid).only("max_score").first().max_score
+    if result.score is not None and result.score > max_score + 1e-9:
+        raise ApiError(
+            400, "invalid_body", f"score {result.score} is above the maximum of {max_score}"
+        )
+    outcome = store_result(oid, result)
     if outcome is StoreOutcome.UNKNOWN:
         raise not_found("submission")
     if outcome is StoreOutcome.CONFLICT:

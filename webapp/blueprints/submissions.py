@@ -12,7 +12,7 @@ from webapp.auth import login_required, object_id_or_404
 from webapp.blueprints.assignments import visible_assignment_or_404
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.extensions import services
-from webapp.grading import enqueue_grading
+from webapp.grading import discard_bundle, enqueue_grading
 from webapp.models import Assignment, Submission, User, utcnow
 from webapp.pagination import paginated
 from webapp.schemas import SubmissionCreateBody
@@ -80,6 +80,7 @@ def create_submission(assignment_id: str):
         enqueue_grading(submission, assignment, services(), current_app.config["SETTINGS"])
     except (RedisError, KombuError, OSError) as exc:
         log.error("could not queue submission %s: %s", submission.id, exc)
+        discard_bundle(submission, services())
         Submission.objects(id=submission.id, status="queued").update_one(
             set__status="error",
             set__verdict="internal_error",

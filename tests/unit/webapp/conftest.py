@@ -1,0 +1,258 @@
+"""Fixtures for the webapp unit tests: the real app factory on mongomock, with Redis replaced
+by fakeredis and the Celery producer by a recorder, so nothing leaves the process."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import fakeredis
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+
+import webapp.security
+from webapp import create_app
+from webapp.blueprints.accounts import create_user
+from webapp.config import Settings
+from webapp.extensions import Services
+from webapp.security import result_token_for
+
+RESULT_SECRET = "t" * 32
+SECRET_KEY = "s" * 32
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class RecordingCelery:
+    """Stands in for the Celery producer: records `send_task` calls, or raises `error`."""
+
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    error: Exception | None = None
+
+    def send_task(self, name: str, args: Any = None, queue: str | None = None, **kw: Any):
+        if self.error is not None:
+            raise self.error
+        self.calls.append({"name": name, "args": args, "queue": queue, "kw": kw})
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with minimal costs: the same code path, without ~100 ms per hash."""
+    monkeypatch.setattr(
+        webapp.security, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "mongo_uri": "mongomock://localhost",
+        "db_name": f"test_{uuid.uuid4().hex}",
+        "internal_result_token": RESULT_SECRET,
+        "secret_key": SECRET_KEY,
+        "redis_url": "redis://127.0.0.1:1/0",
+    }
+    values.update(overrides)
+    return Settings.from_env({}, **values)
+
+
+@pytest.fixture
+def fake_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def celery() -> RecordingCelery:
+    return RecordingCelery()
+
+
+@pytest.fixture
+def app(fake_redis: fakeredis.FakeRedis, celery: RecordingCelery) -> Flask:
+    application = create_app(make_settings())
+    application.extensions["cloudemy"] = Services(redis=fake_redis, celery=celery)
+    return application
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def _login(client: FlaskClient, email: str, password: str = PASSWORD) -> dict[str, str]:
+    response = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return {"Authorization": f"Bearer {response.get_json()['access_token']}"}
+
+
+@pytest.fixture
+def login(client: FlaskClient) -> Callable[..., dict[str, str]]:
+    """Log in through the API; returns the Authorization header."""
+    return lambda email, password=PASSWORD: _login(client, email, password)
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def register(client: FlaskClient) -> Callable[..., Account]:
+    """Register a student through the API and log in; returns its id and auth headers."""
+
+    def _register(email: str | None = None, name: str = "Student") -> Account:
+        email = email or f"student-{uuid.uuid4().hex[:8]}@example.com"
+        response = client.post(
+            "/api/auth/register", json={"email": email, "password": PASSWORD, "name": name}
+        )
+        assert response.status_code == 201, response.get_json()
+        return Account(response.get_json()["id"], email, _login(client, email))
+
+    return _register
+
+
+@pytest.fixture
+def make_instructor(app: Flask, client: FlaskClient) -> Callable[..., Account]:
+    """Create an instructor the way an operator does (create_user), then log in."""
+
+    def _make(email: str | None = None) -> Account:
+        email = email or f"teacher-{uuid.uuid4().hex[:8]}@example.com"
+        with app.app_context():
+            user = create_user(email, "Teacher", PASSWORD, role="instructor")
+        return Account(str(user.id), email, _login(client, email))
+
+    return _make
+
+
+@pytest.fixture
+def student(register: Callable[..., Account]) -> Account:
+    return register()
+
+
+@pytest.fixture
+def instructor(make_instructor: Callable[..., Account]) -> Account:
+    return make_instructor()
+
+
+def _assignment_body(**overrides: Any) -> dict[str, Any]:
+    """A valid assignment: one public and one hidden test, a rubric only the owner may see."""
+    body: dict[str, Any] = {
+        "title": "Sum two numbers",
+        "description": "Read two integers, print their sum.",
+        "language": "python",
+        "starter_code": "a, b = map(int, input().split())\n",
+        "tests": [
+            {"name": "public", "stdin": "1 2\n", "expected_stdout": "3\n"},
+            {
+                "name": "secret",
+                "stdin": "40 2\n",
+                "expected_stdout": "42\n",
+                "hidden": True,
+                "weight": 2,
+            },
+        ],
+        "feedback": {"llm": False, "rubric": "Use clear names.", "rubric_weight": 0.1},
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def assignment_body() -> Callable[..., dict[str, Any]]:
+    return _assignment_body
+
+
+@pytest.fixture
+def create_assignment(client: FlaskClient) -> Callable[..., dict[str, Any]]:
+    def _create(owner: Account, **overrides: Any) -> dict[str, Any]:
+        response = client.post(
+            "/api/assignments", json=_assignment_body(**overrides), headers=owner.headers
+        )
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return _create
+
+
+@pytest.fixture
+def assignment(
+    create_assignment: Callable[..., dict[str, Any]], instructor: Account
+) -> dict[str, Any]:
+    return create_assignment(instructor)
+
+
+GOOD_CODE = "a, b = map(int, input().split())\nprint(a + b)\n"
+
+
+@pytest.fixture
+def submit(client: FlaskClient) -> Callable[..., Any]:
+    def _submit(who: Account, assignment_id: str, code: str = GOOD_CODE, **extra: Any):
+        return client.post(
+            f"/api/assignments/{assignment_id}/submissions",
+            json={"code": code, **extra},
+            headers=who.headers,
+        )
+
+    return _submit
+
+
+@pytest.fixture
+def internal_post(app: Flask, client: FlaskClient) -> Callable[..., Any]:
+    """POST to /internal/submissions/<id>/<what> with that submission's own result token."""
+
+    def _post(submission_id: str, what: str, body: Any, token: str | None = None):
+        if token is None:
+            secret = app.config["SETTINGS"].internal_result_token
+            token = result_token_for(secret, submission_id)
+        return client.post(
+            f"/internal/submissions/{submission_id}/{what}",
+            json=body,
+            headers={"X-Result-Token": token},
+        )
+
+    return _post
+
+
+def graded_result(**overrides: Any) -> dict[str, Any]:
+    """What a runner reports for the fixture assignment: the public test passes, the hidden
+    one fails."""
+    result: dict[str, Any] = {
+        "status": "graded",
+        "verdict": "wrong_answer",
+        "score": 33.3,
+        "max_score": 100,
+        "fail_tags": ["wrong_answer", "partial"],
+        "feedback": "Check the large inputs.",
+        "tests": [
+            {
+                "name": "public",
+                "verdict": "accepted",
+                "score": 33.3,
+                "max_score": 33.3,
+                "time_ms": 12,
+                "stdout": "3\n",
+            },
+            {
+                "name": "secret",
+                "verdict": "wrong_answer",
+                "score": 0,
+                "max_score": 66.7,
+                "time_ms": 11,
+                "hidden": True,
+                "stdout": "41\n",
+                "message": "expected 42",
+            },
+        ],
+        "metrics": {"tests_passed": 1, "tests_total": 2, "run_ms": 23},
+    }
+    result.update(overrides)
+    return result
+
+
+@pytest.fixture
+def result_body() -> Callable[..., dict[str, Any]]:
+    return graded_result

@@ -1,0 +1,71 @@
+"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+import redis
+
+from webapp.extensions import Services
+
+
+class _DownRedis:
+    def ping(self):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+
+def test_healthz_is_200(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_is_200_when_mongo_and_redis_answer(client):
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "checks": {"mongodb": "ok", "redis": "ok"}}
+
+
+def test_readyz_is_503_when_redis_is_down(app, client, celery):
+    app.extensions["cloudemy"] = Services(redis=_DownRedis(), celery=celery)
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "dependency_unavailable"
+    assert error["details"]["mongodb"] == "ok"
+    assert error["details"]["redis"].startswith("unreachable")
+
+
+def test_health_endpoints_need_no_token(client):
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_metrics_exposes_submissions_by_status(client, submit, student, assignment):
+    submit(student, assignment["id"])
+
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    text = response.get_data(as_text=True)
+    assert "cloudemy_submissions" in text
+    assert 'cloudemy_submissions{status="queued"} 1.0' in text
+    assert 'cloudemy_submissions{status="graded"} 0.0' in text
+    assert "cloudemy_http_requests_total" in text
+
+
+def test_unknown_route_is_a_json_404(client):
+    response = client.get("/api/nothing-here")
+
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_wrong_method_is_a_json_405(client):
+    response = client.delete("/api/me")
+
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
