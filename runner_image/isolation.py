@@ -182,12 +182,12 @@ def probe_isolation() -> Isolation:
         candidates.append(replace(best, uid=sandbox_uid()))
     for candidate in candidates:
         if _works(candidate):
-                best = replace(
-                    best,
-                    seccomp=best.seccomp or candidate.seccomp,
-                    network_namespace=best.network_namespace or candidate.network_namespace,
-                    uid=candidate.uid if candidate.uid is not None else best.uid,
-                )
+            best = replace(
+                best,
+                seccomp=best.seccomp or candidate.seccomp,
+                network_namespace=best.network_namespace or candidate.network_namespace,
+                uid=candidate.uid if candidate.uid is not None else best.uid,
+            )
     for weaker in (replace(best, network_namespace=False), replace(best, seccomp=False)):
         if _works(best):
             break
