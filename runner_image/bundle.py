@@ -20,6 +20,8 @@ class TestSpec:
     """An `io` test (stdin in, stdout compared) or, when `call` is set, a Python `call` test
     whose returned value is compared with `expected`."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     name: str
     stdin: str = ""
     expected_stdout: str = ""

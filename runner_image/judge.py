@@ -102,7 +102,9 @@ def _memory_exceeded(
 ) -> bool:
     if any(marker in execution.stderr for marker in out_of_memory_markers):
         return True
-    near_limit = execution.max_rss_kb >= memory_limit_mb * 1024 * 0.9
+    # A crash at the edge of the limit is an allocation that failed (C's malloc returning
+    # NULL and the program using it anyway), not an unrelated bug.
+    near_limit = execution.max_rss_kb >= memory_limit_mb * 1024 * 0.8
     return near_limit and execution.signal in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT)
 
 
