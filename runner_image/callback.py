@@ -44,7 +44,10 @@ class InternalApiClient:
             raise CallbackError(f"POST {url} failed: {exc}") from exc
         if response.status_code >= 400:
             raise CallbackError(f"POST {url} -> {response.status_code}: {response.text[:500]}")
-        return response.json()
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CallbackError(f"POST {url} answered {response.status_code} without JSON") from exc
 
     def post_status(
         self, submission_id: str, status: str, job_name: str | None = None

@@ -20,11 +20,13 @@ import contextlib
 import ctypes
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 try:
     import pyseccomp
@@ -205,3 +207,33 @@ def require_level(isolation: Isolation, required: str) -> None:
             f"isolation level {required!r} is required but this machine provides "
             f"{isolation.level!r} (active layers: {', '.join(isolation.layers)})"
         )
+
+
+SHARED_WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_files_of_sandbox_uid(isolation: Isolation) -> None:
+    """Delete what a run left in world-writable places, so the next run (another test of the
+    same submission) cannot pick it up. Only possible when the sandbox has a uid of its own;
+    nothing is followed through a link."""
+    if isolation.uid is None:
+        return
+    for top in SHARED_WRITABLE_DIRS:
+        with contextlib.suppress(OSError):
+            _remove_owned_by(Path(top), isolation.uid)
+
+
+def _remove_owned_by(folder: Path, uid: int) -> None:
+    for entry in os.scandir(folder):
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if info.st_uid == uid:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+        elif entry.is_dir(follow_symlinks=False) and info.st_mode & 0o002:
+            _remove_owned_by(Path(entry.path), uid)

@@ -110,7 +110,11 @@ def _memory_exceeded(
 
 def _describe_exit(execution: Execution) -> str:
     if execution.signal is not None:
-        return f"killed by signal {signal.Signals(execution.signal).name}"
+        try:
+            name = signal.Signals(execution.signal).name
+        except ValueError:  # real-time signals have no name
+            name = str(execution.signal)
+        return f"killed by signal {name}"
     return f"exited with code {execution.exit_code}"
 
 

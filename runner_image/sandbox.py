@@ -1,6 +1,7 @@
 """Run one untrusted process: fresh environment, rlimits, its own process group, the probed
-isolation layers, a wall-clock deadline and an output cap. When it ends, everything it
-started is killed."""
+isolation layers, a wall-clock deadline and an output cap. When it ends, its process group
+is killed, and at the strict level every process of its uid too; at the basic level a
+process that starts a session of its own escapes the group kill (seccomp refuses setsid)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,250 @@
+"""grader.grade end to end on python bundles, with the real sandbox and the isolation layers
+this machine supports (as the runner probes them)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from runner_image import grader
+from runner_image.bundle import Bundle
+from runner_image.bundle import TestSpec as Spec
+from runner_image.feedback import deterministic_feedback
+from runner_image.isolation import Isolation, probe_isolation
+
+SUM_PROGRAM = "a, b = map(int, input().split())\nprint(a + b)\n"
+
+
+@pytest.fixture(scope="module")
+def isolation() -> Isolation:
+    return probe_isolation()
+
+
+@pytest.fixture
+def workdirs(monkeypatch) -> list[Path]:
+    """Every working directory the grader creates."""
+    created: list[Path] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def recording_mkdtemp(*args, **kwargs):
+        path = real_mkdtemp(*args, **kwargs)
+        created.append(Path(path))
+        return path
+
+    monkeypatch.setattr(grader.tempfile, "mkdtemp", recording_mkdtemp)
+    return created
+
+
+@pytest.fixture
+def grade(isolation):
+    return lambda bundle: grader.grade(bundle, isolation)
+
+
+def python_bundle(code: str, *tests: Spec, **overrides) -> Bundle:
+    fields = {"time_limit_ms": 1000, "memory_limit_mb": 256}
+    fields.update(overrides)
+    return Bundle(submission_id="s1", language="python", code=code, tests=tests, **fields)
+
+
+def test_accepted(grade):
+    judgement = grade(
+        python_bundle(
+            SUM_PROGRAM,
+            Spec("small", "1 2\n", "3\n"),
+            Spec("negative", "-5 2\n", "-3\n", hidden=True),
+        )
+    )
+    assert judgement.status == "graded"
+    assert judgement.verdict == "accepted"
+    assert judgement.score == 100.0
+    assert judgement.fail_tags == []
+    assert [row["verdict"] for row in judgement.tests] == ["accepted", "accepted"]
+    assert [row["stdout"] for row in judgement.tests] == ["3\n", "-3\n"]
+    assert judgement.metrics["tests_passed"] == 2
+    assert judgement.metrics["tests_total"] == 2
+
+
+def test_wrong_answer_scores_partially(grade):
+    code = "a, b = map(int, input().split())\nprint(a + b if a > 0 else a - b)\n"
+    judgement = grade(
+        python_bundle(
+            code,
+            Spec("positive", "1 2\n", "3\n", weight=1),
+            Spec("negative", "-5 2\n", "-3\n", weight=3),
+        )
+    )
+    assert judgement.status == "graded"
+    assert judgement.verdict == "wrong_answer"
+    assert judgement.score == 25.0
+    assert judgement.fail_tags == ["wrong_answer", "partial"]
+    assert [row["verdict"] for row in judgement.tests] == ["accepted", "wrong_answer"]
+    assert judgement.tests[1]["stdout"] == "-7\n"
+
+
+def test_runtime_error(grade):
+    judgement = grade(python_bundle("raise ValueError('boom')\n", Spec("t", "", "1\n")))
+    assert judgement.status == "failed"
+    assert judgement.verdict == "runtime_error"
+    row = judgement.tests[0]
+    assert row["message"].startswith("exited with code 1\n")
+    assert "ValueError: boom" in row["message"]
+
+
+def test_program_killed_by_a_realtime_signal_is_a_runtime_error(grade):
+    judgement = grade(python_bundle("import os\nos.kill(os.getpid(), 40)\n", Spec("t", "", "1\n")))
+    assert judgement.status == "failed"
+    assert judgement.verdict == "runtime_error"
+
+
+def test_time_limit(grade):
+    judgement = grade(
+        python_bundle("import time\ntime.sleep(30)\n", Spec("t", "", "1\n"), time_limit_ms=200)
+    )
+    assert judgement.verdict == "time_limit_exceeded"
+    assert judgement.fail_tags == ["time_limit_exceeded"]
+
+
+def test_syntax_error_is_a_compile_error_on_every_test(grade, workdirs):
+    judgement = grade(
+        python_bundle(
+            "def f(:\n    pass\n",
+            Spec("a", "1 2\n", "3\n"),
+            Spec("b", "3 4\n", "7\n", hidden=True),
+        )
+    )
+    assert judgement.status == "failed"
+    assert judgement.verdict == "compile_error"
+    assert judgement.score == 0.0
+    assert "syntax_error" in judgement.fail_tags
+    assert [row["verdict"] for row in judgement.tests] == ["compile_error", "compile_error"]
+    message = judgement.tests[0]["message"]
+    assert "SyntaxError" in message
+    assert "main.py" in message
+    assert "cloudemy-run-" not in message
+    assert str(workdirs[0]) not in message
+    assert "Your code does not compile" in deterministic_feedback(judgement)
+
+
+def test_unknown_language_is_an_internal_error(grade, workdirs):
+    bundle = Bundle(
+        submission_id="s1",
+        language="cobol",
+        code="DISPLAY 'HI'.",
+        tests=(Spec("a", "", "HI\n"), Spec("b", "", "HI\n")),
+    )
+    judgement = grade(bundle)
+    assert judgement.status == "error"
+    assert judgement.verdict == "internal_error"
+    assert judgement.score == 0.0
+    assert [row["verdict"] for row in judgement.tests] == ["internal_error", "internal_error"]
+    assert "unknown language 'cobol'" in judgement.tests[0]["message"]
+    assert workdirs == []
+
+
+def test_each_test_runs_in_its_own_directory_and_all_are_removed(grade, workdirs):
+    judgement = grade(
+        python_bundle(
+            "import os\nprint(os.getcwd())\n", Spec("t1", "", "x\n"), Spec("t2", "", "x\n")
+        )
+    )
+    assert len(workdirs) == 1
+    assert workdirs[0].name.startswith("cloudemy-grading-")
+    cwds = [row["stdout"].strip() for row in judgement.tests]
+    assert cwds == [str(workdirs[0] / "run-0"), str(workdirs[0] / "run-1")]
+    assert not workdirs[0].exists()
+
+
+def test_working_directory_is_removed_after_a_compile_error(grade, workdirs):
+    grade(python_bundle("def f(:\n", Spec("t", "", "x\n")))
+    assert len(workdirs) == 1
+    assert not workdirs[0].exists()
+
+
+def test_call_tests_compare_the_returned_value(grade):
+    code = "def add(a, b):\n    print('debug output is ignored')\n    return a + b\n"
+    judgement = grade(
+        python_bundle(
+            code,
+            Spec("right", call="add(2, 3)", expected=5),
+            Spec("list", call="add([1], [2.0])", expected=[1, 2]),
+            Spec("wrong", call="add(2, 2)", expected=5),
+        )
+    )
+    assert [row["verdict"] for row in judgement.tests] == [
+        "accepted",
+        "accepted",
+        "wrong_answer",
+    ]
+    assert judgement.tests[0]["stdout"] == "5"
+
+
+LEAK_SEARCH = """
+import os, sys
+
+secret = "zebra-" + str(7780 + 1) + "-quokka"
+places = [sys.stdin.read(), repr(dict(os.environ))]
+for name in ("environ", "cmdline"):
+    for pid in ("self", str(os.getppid())):
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as f:
+                places.append(f.read().decode("utf-8", "replace"))
+        except OSError:
+            pass
+for root in {os.getcwd(), os.environ.get("HOME", "."), os.environ.get("TMPDIR", ".")}:
+    for folder, _, files in os.walk(root):
+        for file in files:
+            try:
+                with open(os.path.join(folder, file), "rb") as f:
+                    places.append(f.read().decode("utf-8", "replace"))
+            except OSError:
+                pass
+print("LEAK" if any(secret in place for place in places) else "NOLEAK")
+"""
+
+
+def test_expected_output_is_never_visible_to_the_program(grade):
+    """The program rebuilds the expected string at run time, so its own source does not
+    contain it, and searches everything it can reach; the control test proves the search
+    finds the string when it is really there (in its stdin)."""
+    assert "zebra-7781-quokka" not in LEAK_SEARCH
+    judgement = grade(
+        python_bundle(
+            LEAK_SEARCH,
+            Spec("public", "input\n", "zebra-7781-quokka\n"),
+            Spec("hidden", "input\n", "zebra-7781-quokka\n", hidden=True),
+            Spec("control", "zebra-7781-quokka\n", "LEAK\n"),
+        )
+    )
+    assert [row["stdout"] for row in judgement.tests] == ["NOLEAK\n", "NOLEAK\n", "LEAK\n"]
+    assert [row["verdict"] for row in judgement.tests] == [
+        "wrong_answer",
+        "wrong_answer",
+        "accepted",
+    ]
+
+
+STASH_PROGRAM = """
+import os, sys
+
+data = sys.stdin.read()
+if os.path.exists("stash"):
+    with open("stash") as f:
+        print(f.read())
+with open("stash", "a") as f:
+    f.write(data)
+"""
+
+
+def test_hidden_input_does_not_reach_a_later_public_test(grade):
+    judgement = grade(
+        python_bundle(
+            STASH_PROGRAM,
+            Spec("hidden", "hidden-input-4242\n", "x\n", hidden=True),
+            Spec("public", "public-input\n", "x\n"),
+        )
+    )
+    public = judgement.tests[1]
+    assert public["hidden"] is False
+    assert "hidden-input-4242" not in public["stdout"]
