@@ -104,7 +104,7 @@ def _memory_exceeded(
         return True
     # A crash at the edge of the limit is an allocation that failed (C's malloc returning
     # NULL and the program using it anyway), not an unrelated bug.
-    near_limit = execution.max_rss_kb >= memory_limit_mb * 1024 * 0.8
+    near_limit = (execution.max_rss_kb or 0) >= memory_limit_mb * 1024 * 0.8
     return near_limit and execution.signal in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT)
 
 
@@ -218,6 +218,8 @@ def judge(bundle: Bundle, outcomes: list[TestOutcome], syntax_error_tag: str) ->
             "tests_passed": passed,
             "tests_total": len(outcomes),
             "run_ms": sum(o.execution.wall_ms for o in outcomes if o.execution),
-            "max_rss_kb": max((o.execution.max_rss_kb for o in outcomes if o.execution), default=0),
+            "max_rss_kb": max(
+                (o.execution.max_rss_kb or 0 for o in outcomes if o.execution), default=0
+            ),
         },
     )

@@ -45,7 +45,7 @@ class Execution:
     stderr: bytes
     wall_ms: int
     cpu_ms: int
-    max_rss_kb: int
+    max_rss_kb: int | None  # None: the process ended before its memory could be read
     timed_out: bool
     output_exceeded: bool
 
@@ -91,6 +91,7 @@ def execute(
     with tempfile.TemporaryFile() as stdin_file:
         stdin_file.write(stdin)
         stdin_file.seek(0)
+        baseline_kb = _status_kb("self", "VmRSS") or 0
         started = time.monotonic()
         proc = subprocess.Popen(
             list(argv),
@@ -103,11 +104,40 @@ def execute(
             preexec_fn=_child_setup(limits, isolation),
             close_fds=True,
         )
-    return _supervise(proc, started, limits, isolation)
+    return _supervise(proc, started, limits, isolation, baseline_kb)
+
+
+def _status_kb(pid: int | str, field: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(field.encode() + b":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _peak_memory_kb(samples: list[int], ru_maxrss: int, baseline_kb: int) -> int | None:
+    """The kernel's ru_maxrss of a child counts the pages it shared with the runner when it
+    was forked, so below the runner's own size it says nothing; above it, it is exact.
+    Sampled VmHWM (taken after exec, since Popen returns only once exec succeeded) covers
+    the small programs."""
+    peak = max(samples, default=None)
+    if ru_maxrss > baseline_kb * 1.1:
+        peak = max(peak or 0, ru_maxrss)
+    return peak
+
+
+SAMPLE_SECONDS = 0.01
 
 
 def _supervise(
-    proc: subprocess.Popen, started: float, limits: Limits, isolation: Isolation
+    proc: subprocess.Popen,
+    started: float,
+    limits: Limits,
+    isolation: Isolation,
+    baseline_kb: int,
 ) -> Execution:
     """Collect output until the process exits, overflows its output or passes the deadline;
     then kill its whole process group, so nothing it started outlives the run."""
@@ -121,13 +151,17 @@ def _supervise(
         selector.register(fd, selectors.EVENT_READ)
     selector.register(pidfd, selectors.EVENT_READ)
     timed_out = output_exceeded = exited = False
+    samples: list[int] = []
     try:
         while not exited:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
-            for key, _ in selector.select(timeout=remaining):
+            sample = _status_kb(proc.pid, "VmHWM")
+            if sample is not None:
+                samples.append(sample)
+            for key, _ in selector.select(timeout=min(remaining, SAMPLE_SECONDS)):
                 if key.fd == pidfd:
                     exited = True
                     continue
@@ -162,7 +196,7 @@ def _supervise(
         stderr=bytes(buffers[err_fd][: limits.stderr_bytes]),
         wall_ms=wall_ms,
         cpu_ms=int((usage.ru_utime + usage.ru_stime) * 1000),
-        max_rss_kb=usage.ru_maxrss,
+        max_rss_kb=_peak_memory_kb(samples, usage.ru_maxrss, baseline_kb),
         timed_out=timed_out,
         output_exceeded=output_exceeded,
     )
