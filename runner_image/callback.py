@@ -15,6 +15,10 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 class CallbackError(RuntimeError):
     """The backend refused or never acknowledged a report."""
 
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
 
 class InternalApiClient:
     def __init__(
@@ -43,7 +47,10 @@ class InternalApiClient:
         except requests.RequestException as exc:
             raise CallbackError(f"POST {url} failed: {exc}") from exc
         if response.status_code >= 400:
-            raise CallbackError(f"POST {url} -> {response.status_code}: {response.text[:500]}")
+            raise CallbackError(
+                f"POST {url} -> {response.status_code}: {response.text[:500]}",
+                status_code=response.status_code,
+            )
         try:
             return response.json()
         except ValueError as exc:

@@ -19,4 +19,4 @@ def make_celery(settings: Settings) -> Celery:
 
 
 celery_app = make_celery(Settings.from_env())
-celery_app.conf.include = ["tasks.scheduler"]
+celery_app.conf.include = ["tasks.scheduler", "tasks.reconcile"]

@@ -1,4 +1,4 @@
-"""The `cloudemy` command: serve, worker, dev, demo, create-user, flower."""
+"""The `cloudemy` command: serve, worker, reconcile, flower, dev, demo, create-user."""
 
 from __future__ import annotations
 
@@ -53,6 +53,72 @@ def worker(concurrency: int, loglevel: str) -> None:
             "--hostname",
             "scheduler@%h",
         ]
+    )
+
+
+@main.command()
+@click.option(
+    "--interval",
+    type=float,
+    default=lambda: Settings.from_env().reconcile_interval_seconds,
+    show_default="RECONCILE_INTERVAL_SECONDS or 30",
+    help="Seconds between two passes.",
+)
+@click.option("--once", is_flag=True, help="One pass, then exit (for a CronJob or a shell).")
+def reconcile(interval: float, once: bool) -> None:
+    """End the submissions of failed or timed-out runner Jobs in error (Kubernetes only)."""
+    import logging
+    import signal
+    import threading
+
+    from tasks.launchers import LaunchError
+    from tasks.reconcile import Reconciler, run_forever
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings.from_env()
+    try:
+        if once:
+            outcome = Reconciler(settings).run_once()
+            click.echo(
+                f"reported {len(outcome.reported)}, already final {len(outcome.already_final)}, "
+                f"not reported {len(outcome.not_reported)}"
+            )
+            sys.exit(1 if outcome.not_reported else 0)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        run_forever(settings, interval, stop)
+    except LaunchError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--port",
+    type=int,
+    default=lambda: int(os.environ.get("FLOWER_PORT", "5555")),
+    show_default="FLOWER_PORT or 5555",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Default: 0.0.0.0 when FLOWER_BASIC_AUTH is set, else 127.0.0.1 (no open, "
+    "unauthenticated Flower).",
+)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(port: int, address: str | None, flower_args: tuple[str, ...]) -> None:
+    """Run Flower against the configured broker (REDIS_URL). Flower reads FLOWER_* variables,
+    e.g. FLOWER_BASIC_AUTH=user:password; other Flower options pass through."""
+    from tasks.celery_app import celery_app
+
+    if address is None:
+        address = os.environ.get("FLOWER_ADDRESS") or (
+            "0.0.0.0" if os.environ.get("FLOWER_BASIC_AUTH") else "127.0.0.1"
+        )
+    sys.exit(
+        celery_app.start(["flower", f"--port={port}", f"--address={address}", *flower_args]) or 0
     )
 
 

@@ -45,6 +45,20 @@ class Settings:
     llm_model: str = "gpt-4o-mini"
     llm_base_url: str | None = None
     demo_seed: bool = False
+    # KubernetesLauncher and the reconciler (issue 5).
+    max_running_jobs: int = 50
+    runner_llm_secret: str = "cloudemy-llm"
+    job_ttl_seconds: int = 3600
+    runner_min_deadline_seconds: int = 120
+    runner_max_deadline_seconds: int = 3600
+    runner_cpu_request: str = "250m"
+    runner_memory_request: str = "256Mi"
+    runner_cpu_limit: str = "1"
+    runner_memory_limit: str = "1Gi"
+    runner_scratch_size: str = "512Mi"
+    launch_defer_seconds: int = 15
+    kube_request_timeout_seconds: int = 15
+    reconcile_interval_seconds: int = 30
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -69,6 +83,19 @@ class Settings:
             llm_model=env.get("LLM_MODEL", "gpt-4o-mini"),
             llm_base_url=env.get("LLM_BASE_URL") or None,
             demo_seed=env.get("CLOUDEMY_DEMO_SEED", "") == "1",
+            max_running_jobs=_int(env, "MAX_RUNNING_JOBS", 50),
+            runner_llm_secret=env.get("RUNNER_LLM_SECRET") or "cloudemy-llm",
+            job_ttl_seconds=_int(env, "JOB_TTL_SECONDS", 3600),
+            runner_min_deadline_seconds=_int(env, "RUNNER_MIN_DEADLINE_SECONDS", 120),
+            runner_max_deadline_seconds=_int(env, "RUNNER_MAX_DEADLINE_SECONDS", 3600),
+            runner_cpu_request=env.get("RUNNER_CPU_REQUEST") or "250m",
+            runner_memory_request=env.get("RUNNER_MEMORY_REQUEST") or "256Mi",
+            runner_cpu_limit=env.get("RUNNER_CPU_LIMIT") or "1",
+            runner_memory_limit=env.get("RUNNER_MEMORY_LIMIT") or "1Gi",
+            runner_scratch_size=env.get("RUNNER_SCRATCH_SIZE") or "512Mi",
+            launch_defer_seconds=_int(env, "LAUNCH_DEFER_SECONDS", 15),
+            kube_request_timeout_seconds=_int(env, "KUBE_REQUEST_TIMEOUT_SECONDS", 15),
+            reconcile_interval_seconds=_int(env, "RECONCILE_INTERVAL_SECONDS", 30),
         )
         return replace(settings, **overrides)
 

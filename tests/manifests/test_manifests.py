@@ -440,6 +440,7 @@ def test_scheduler_role_and_binding(objects: list[Obj]) -> None:
     )
     assert rules == [
         (("",), ("pods",), ("get", "list", "watch")),
+        (("",), ("secrets",), ("create",)),
         (("batch",), ("jobs",), ("create", "delete", "get", "list", "watch")),
     ]
     binding = _get(objects, "RoleBinding", "scheduler-runner-jobs")

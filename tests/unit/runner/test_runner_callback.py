@@ -117,11 +117,12 @@ def test_409_is_not_retried(backend):
     server = backend(409, 200)
     client = client_for(server.url)
     try:
-        with pytest.raises(CallbackError, match="409"):
+        with pytest.raises(CallbackError, match="409") as refused:
             client.post_result("s1", {"status": "graded"})
     finally:
         client.close()
     assert len(server.requests) == 1
+    assert refused.value.status_code == 409
 
 
 def test_unreachable_backend_raises_callback_error():

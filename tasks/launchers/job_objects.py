@@ -1,0 +1,186 @@
+"""The runner Job and its token Secret as typed `kubernetes.client` models.
+
+Pure functions of their inputs (no API calls, no clock, no environment), in the manner of
+KubeSpawner's objects.py: what the scheduler asks the cluster for can be read, unit-tested
+and validated against the official schemas without a cluster.
+
+The pod follows the "restricted" Pod Security Standard: a numeric non-root user, no
+privilege escalation, every capability dropped, the RuntimeDefault seccomp profile, a
+read-only root filesystem with an emptyDir for scratch, and no service account token (a
+runner has no business with the Kubernetes API).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+
+from webapp.config import Settings
+
+NAME_LABEL = "app.kubernetes.io/name"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PART_OF_LABEL = "app.kubernetes.io/part-of"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+SUBMISSION_LABEL = "cloudemy.io/submission-id"
+# Every runner Job (and its pod and Secret) carries these; the cap and the reconciler list by them.
+RUNNER_SELECTOR = f"{NAME_LABEL}=cloudemy,{COMPONENT_LABEL}=runner"
+
+TOKEN_KEY = "INTERNAL_RESULT_TOKEN"
+LLM_KEY = "LLM_API_KEY"
+RUNNER_USER = 10001  # the runner image's numeric USER, so runAsNonRoot can be verified
+SCRATCH_PATH = "/tmp"
+
+# What a deadline is made of (seconds): the build (the runner's compile wall limit, 2 x 20 s),
+# each test (its wall limit: 2 x time limit + 0.5 s), the LLM feedback call, and a margin for
+# pod start-up, loading the bundle and reporting the result with retries.
+COMPILE_BUDGET_SECONDS = 40
+LLM_BUDGET_SECONDS = 60
+MARGIN_SECONDS = 40
+
+# A Job name is also the value of the pod label `job-name`: a DNS label of at most 63 chars.
+_SUBMISSION_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,54}[a-z0-9])?")
+
+
+def runner_labels(submission_id: str) -> dict[str, str]:
+    return {
+        NAME_LABEL: "cloudemy",
+        COMPONENT_LABEL: "runner",
+        PART_OF_LABEL: "cloudemy",
+        MANAGED_BY_LABEL: "cloudemy-scheduler",
+        SUBMISSION_LABEL: submission_id,
+    }
+
+
+def runner_deadline_seconds(
+    bundle: Mapping[str, Any] | None, minimum: int = 120, maximum: int = 3600
+) -> int:
+    """activeDeadlineSeconds for a bundle: never below `minimum` (the seed's 120 s), raised
+    for many or slow tests, capped at `maximum` so a bad assignment cannot pin a node."""
+    if not bundle:
+        return minimum
+    try:
+        time_limit_ms = int(bundle.get("time_limit_ms") or 0)
+        n_tests = len(bundle.get("tests") or ())
+    except (TypeError, ValueError):
+        return minimum
+    tests_ms = n_tests * (2 * max(time_limit_ms, 0) + 500)
+    needed = COMPILE_BUDGET_SECONDS + -(-tests_ms // 1000) + LLM_BUDGET_SECONDS + MARGIN_SECONDS
+    return max(minimum, min(maximum, needed))
+
+
+def _env_var(name: str, value: str) -> client.V1EnvVar:
+    return client.V1EnvVar(name=name, value=value)
+
+
+def _secret_env(name: str, secret: str, key: str, optional: bool) -> client.V1EnvVar:
+    return client.V1EnvVar(
+        name=name,
+        value_from=client.V1EnvVarSource(
+            secret_key_ref=client.V1SecretKeySelector(name=secret, key=key, optional=optional)
+        ),
+    )
+
+
+def runner_job(
+    settings: Settings, submission_id: str, env: Mapping[str, str], deadline_seconds: int
+) -> client.V1Job:
+    """The Job `runner-<id>`. `env` is the launcher's runner_env(); the result token in it is
+    not copied into the Job: the container reads it from the Job's own Secret (same name)."""
+    if not _SUBMISSION_ID.fullmatch(submission_id):
+        raise ValueError(f"submission id {submission_id!r} cannot name a Kubernetes Job")
+    name = f"runner-{submission_id}"
+    labels = runner_labels(submission_id)
+    container_env = [_env_var(k, v) for k, v in env.items() if k not in (TOKEN_KEY, LLM_KEY)]
+    container_env += [
+        _env_var("RUNNER_REQUIRE_ISOLATION", "strict"),
+        _secret_env(TOKEN_KEY, name, TOKEN_KEY, optional=False),
+        _secret_env(LLM_KEY, settings.runner_llm_secret, LLM_KEY, optional=True),
+    ]
+    container = client.V1Container(
+        name="runner",
+        image=settings.runner_image,
+        image_pull_policy="IfNotPresent",
+        env=container_env,
+        resources=client.V1ResourceRequirements(
+            requests={"cpu": settings.runner_cpu_request, "memory": settings.runner_memory_request},
+            limits={"cpu": settings.runner_cpu_limit, "memory": settings.runner_memory_limit},
+        ),
+        security_context=client.V1SecurityContext(
+            run_as_non_root=True,
+            run_as_user=RUNNER_USER,
+            run_as_group=RUNNER_USER,
+            allow_privilege_escalation=False,
+            privileged=False,
+            read_only_root_filesystem=True,
+            capabilities=client.V1Capabilities(drop=["ALL"]),
+            seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        volume_mounts=[client.V1VolumeMount(name="scratch", mount_path=SCRATCH_PATH)],
+    )
+    pod = client.V1PodSpec(
+        restart_policy="Never",
+        automount_service_account_token=False,
+        enable_service_links=False,
+        termination_grace_period_seconds=10,
+        security_context=client.V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=RUNNER_USER,
+            run_as_group=RUNNER_USER,
+            seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        containers=[container],
+        volumes=[
+            client.V1Volume(
+                name="scratch",
+                empty_dir=client.V1EmptyDirVolumeSource(size_limit=settings.runner_scratch_size),
+            )
+        ],
+    )
+    return client.V1Job(
+        api_version="batch/v1",
+        kind="Job",
+        metadata=client.V1ObjectMeta(name=name, labels=labels),
+        spec=client.V1JobSpec(
+            backoff_limit=1,
+            active_deadline_seconds=deadline_seconds,
+            ttl_seconds_after_finished=settings.job_ttl_seconds,
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=dict(labels)), spec=pod
+            ),
+        ),
+    )
+
+
+def runner_token_secret(job: client.V1Job, token: str) -> client.V1Secret:
+    """The Job's result token, in a Secret the Job owns: deleted with it by the garbage
+    collector. `job` must be the stored Job (its uid is the owner reference)."""
+    meta = job.metadata
+    if not meta or not meta.uid:
+        raise ValueError("the owner Job has no uid; pass the Job as the API server returned it")
+    return client.V1Secret(
+        api_version="v1",
+        kind="Secret",
+        type="Opaque",
+        immutable=True,
+        metadata=client.V1ObjectMeta(
+            name=meta.name,
+            labels=dict(meta.labels or {}),
+            owner_references=[
+                client.V1OwnerReference(
+                    api_version="batch/v1", kind="Job", name=meta.name, uid=meta.uid
+                )
+            ],
+        ),
+        string_data={TOKEN_KEY: token},
+    )
+
+
+def finished_condition(job: client.V1Job) -> client.V1JobCondition | None:
+    """The Job's true Complete or Failed condition, or None while it is still in flight."""
+    for condition in (job.status and job.status.conditions) or ():
+        if condition.type in ("Complete", "Failed") and condition.status == "True":
+            return condition
+    return None

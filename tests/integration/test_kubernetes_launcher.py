@@ -1,0 +1,368 @@
+"""KubernetesLauncher and the reconciler with the real kubernetes client against a local
+server speaking batch/v1 (tests/fake_kube_api.py); no cluster needed.
+
+The first part drives the launcher in this process: create, 409, 429 with Retry-After,
+500 then success, a timeout, the in-flight cap, reconciling failed Jobs. The last test runs
+the whole chain as processes: gunicorn, a Celery worker with RUNNER_LAUNCHER=kubernetes
+and a KUBECONFIG pointing at the fake API, a private redis-server, and `cloudemy reconcile`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import requests
+from kubernetes import client
+
+from runner_image.callback import InternalApiClient
+from tasks.celery_app import SCHEDULE_TASK, make_celery
+from tasks.launchers import LaunchDeferred, LaunchError, _kubernetes_launcher, make_launcher
+from tasks.launchers.kubernetes import KubernetesLauncher
+from tasks.reconcile import Reconciler
+from tests.fake_internal_api import FakeInternalApi
+from tests.fake_kube_api import FakeKubeApi, fake_kube_api
+from webapp.config import Settings
+from webapp.demo_data import DEMO_INSTRUCTOR
+from webapp.devstack import dev_stack, wait_until
+from webapp.security import result_token_for
+
+pytestmark = pytest.mark.integration
+
+SECRET = "r" * 40
+NAMESPACE = "cloudemy"
+
+
+def _id() -> str:
+    return uuid.uuid4().hex[:24]
+
+
+@pytest.fixture
+def api() -> Iterator[FakeKubeApi]:
+    with fake_kube_api() as server:
+        yield server
+
+
+@pytest.fixture
+def bundles() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def launcher(api: FakeKubeApi, bundles: fakeredis.FakeRedis):
+    def make(**overrides: Any) -> KubernetesLauncher:
+        settings = Settings.from_env(
+            {}, internal_result_token=SECRET, k8s_namespace=NAMESPACE, **overrides
+        )
+        configuration = client.Configuration(host=api.url)
+        configuration.retries = False
+        return KubernetesLauncher(settings, client.ApiClient(configuration), bundles)
+
+    return make
+
+
+def _job_posts(api: FakeKubeApi) -> list[int]:
+    return [r.status for r in api.recorded("POST", "jobs")]
+
+
+def _token_in_secret(api: FakeKubeApi, name: str) -> str:
+    data = api.stored("secrets", NAMESPACE)[name]["data"]
+    return base64.b64decode(data["INTERNAL_RESULT_TOKEN"]).decode()
+
+
+# --------------------------------------------------------------------------- launching
+
+
+def test_create_posts_one_valid_job_and_its_token_secret(api, launcher, bundles) -> None:
+    sid = _id()
+    bundles.set(f"submission:{sid}", json.dumps({"time_limit_ms": 2000, "tests": [{}] * 10}))
+
+    assert launcher().launch(sid) == f"runner-{sid}"
+
+    assert _job_posts(api) == [201]  # the fake validated it in strict mode, as 201 says
+    job = api.stored("jobs", NAMESPACE)[f"runner-{sid}"]
+    assert job["spec"]["activeDeadlineSeconds"] == 185
+    assert _token_in_secret(api, f"runner-{sid}") == result_token_for(SECRET, sid)
+    (owner,) = api.stored("secrets", NAMESPACE)[f"runner-{sid}"]["metadata"]["ownerReferences"]
+    assert owner["uid"] == job["metadata"]["uid"]
+
+
+def test_a_redelivery_while_in_flight_creates_nothing(api, launcher) -> None:
+    sid = _id()
+    launcher().launch(sid)
+
+    assert launcher().launch(sid) == f"runner-{sid}"
+
+    assert _job_posts(api) == [201]
+    assert list(api.stored("jobs", NAMESPACE)) == [f"runner-{sid}"]
+
+
+def test_409_already_exists_is_success(api, launcher) -> None:
+    sid = _id()
+    launcher().launch(sid)
+    api.complete_job(f"runner-{sid}", NAMESPACE)  # no longer in flight: the create is tried
+
+    assert launcher().launch(sid) == f"runner-{sid}"
+
+    assert _job_posts(api) == [201, 409]
+    assert [r.name for r in api.recorded("GET", "jobs") if r.name] == [f"runner-{sid}"]
+    assert len(api.recorded("POST", "secrets")) == 1  # a finished Job needs no token
+
+
+def test_429_defers_by_retry_after(api, launcher) -> None:
+    sid = _id()
+    api.enqueue("POST", "jobs", 429, headers={"Retry-After": "7"})
+
+    with pytest.raises(LaunchDeferred) as deferred:
+        launcher().launch(sid)
+    assert deferred.value.countdown == 7
+    assert launcher().launch(sid) == f"runner-{sid}"
+
+    assert _job_posts(api) == [429, 201]
+
+
+def test_500_is_a_launch_error_and_the_client_does_not_retry_by_itself(api, launcher) -> None:
+    sid = _id()
+    api.enqueue("POST", "jobs", 500)
+
+    with pytest.raises(LaunchError, match="500"):
+        launcher().launch(sid)
+    assert _job_posts(api) == [500]  # one request: the retry policy is the scheduler's
+    assert launcher().launch(sid) == f"runner-{sid}"
+
+    assert _job_posts(api) == [500, 201]
+    assert len(api.stored("jobs", NAMESPACE)) == 1
+
+
+def test_a_timeout_is_a_launch_error(api, launcher) -> None:
+    api.enqueue("GET", "jobs", 200, delay=1.3, passthrough=True)
+
+    with pytest.raises(LaunchError, match="unreachable"):
+        launcher(kube_request_timeout_seconds=1).launch(_id())
+    assert _job_posts(api) == []
+
+
+def test_an_unreachable_api_server_is_a_launch_error(bundles) -> None:
+    configuration = client.Configuration(host="http://127.0.0.1:9")
+    configuration.retries = False
+    settings = Settings.from_env({}, internal_result_token=SECRET)
+    launcher = KubernetesLauncher(settings, client.ApiClient(configuration), bundles)
+
+    with pytest.raises(LaunchError, match="unreachable"):
+        launcher.launch(_id())
+
+
+def test_the_in_flight_cap_defers_until_a_job_finishes(api, launcher) -> None:
+    capped = launcher(max_running_jobs=2, launch_defer_seconds=11)
+    first, second, third = _id(), _id(), _id()
+    capped.launch(first)
+    capped.launch(second)
+
+    with pytest.raises(LaunchDeferred) as deferred:
+        capped.launch(third)
+    assert deferred.value.countdown == 11
+    assert capped.launch(first) == f"runner-{first}"  # a redelivery is not held back
+    assert _job_posts(api) == [201, 201]
+
+    api.fail_job(f"runner-{first}", NAMESPACE)
+    assert capped.launch(third) == f"runner-{third}"
+    assert _job_posts(api) == [201, 201, 201]
+
+
+def test_make_launcher_reads_kubeconfig(api, monkeypatch, tmp_path) -> None:
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    settings = Settings.from_env(
+        {}, runner_launcher="kubernetes", internal_result_token=SECRET, k8s_namespace=NAMESPACE
+    )
+
+    _kubernetes_launcher.cache_clear()  # one launcher per settings and process
+
+    make_launcher(settings).launch(sid := _id())
+
+    (post,) = api.recorded("POST", "jobs")
+    assert post.headers["authorization"] == "Bearer fake-token"
+    assert f"runner-{sid}" in api.stored("jobs", NAMESPACE)
+
+
+# --------------------------------------------------------------------------- reconciling
+
+
+def test_reconcile_ends_failed_and_timed_out_jobs_in_error_once(api, launcher, bundles) -> None:
+    timed_out, crashed, graded, running = _id(), _id(), _id(), _id()
+    for sid in (timed_out, crashed, graded, running):
+        launcher().launch(sid)
+    api.fail_job(f"runner-{timed_out}", NAMESPACE)
+    api.fail_job(f"runner-{crashed}", NAMESPACE, reason="BackoffLimitExceeded", message="limit")
+    api.add_pod(f"runner-{crashed}", NAMESPACE, reason="OOMKilled", exit_code=137)
+    api.complete_job(f"runner-{graded}", NAMESPACE)
+    backend = FakeInternalApi()
+    settings = Settings.from_env(
+        {},
+        internal_result_token=SECRET,
+        k8s_namespace=NAMESPACE,
+        backend_internal_url=backend.url,
+    )
+    configuration = client.Configuration(host=api.url)
+    reconciler = Reconciler(settings, client.ApiClient(configuration), bundles)
+
+    outcome = reconciler.run_once()
+
+    assert sorted(outcome.reported) == sorted([f"runner-{timed_out}", f"runner-{crashed}"])
+    posts = {p["path"]: p for p in backend.posts}
+    for sid, reason in (
+        (timed_out, "the runner did not finish within its deadline of 120 s (DeadlineExceeded)"),
+        (crashed, "the runner failed (BackoffLimitExceeded; OOMKilled, exit code 137)"),
+    ):
+        post = posts[f"/internal/submissions/{sid}/result"]
+        assert post["token"] == result_token_for(SECRET, sid)
+        assert post["body"]["status"] == "error"
+        assert post["body"]["metrics"] == {"error": reason}
+        assert reason in post["body"]["feedback"]
+
+    assert reconciler.run_once().reported == []  # remembered: not posted again
+    assert len(backend.posts) == 2
+
+
+def test_reconcile_treats_a_final_submission_as_done(api, launcher) -> None:
+    sid = _id()
+    launcher().launch(sid)
+    api.fail_job(f"runner-{sid}", NAMESPACE)
+    backend = FakeInternalApi(answer=(409, {"error": {"code": "result_conflict"}}))
+    settings = Settings.from_env(
+        {}, internal_result_token=SECRET, k8s_namespace=NAMESPACE, backend_internal_url=backend.url
+    )
+    redis = fakeredis.FakeRedis()
+    reconciler = Reconciler(
+        settings,
+        client.ApiClient(client.Configuration(host=api.url)),
+        redis,
+        backend=lambda s: InternalApiClient(backend.url, result_token_for(SECRET, s), retries=0),
+    )
+
+    assert reconciler.run_once().already_final == [f"runner-{sid}"]
+    assert reconciler.run_once().already_final == []
+    assert len(backend.posts) == 1
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _submit(api_url: str) -> str:
+    """As the demo instructor: an assignment; as a new student: a submission. Its id."""
+
+    def login(email: str, password: str) -> dict[str, str]:
+        response = requests.post(
+            f"{api_url}/api/auth/login", json={"email": email, "password": password}, timeout=15
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    instructor = login(DEMO_INSTRUCTOR["email"], DEMO_INSTRUCTOR["password"])
+    assignment = requests.post(
+        f"{api_url}/api/assignments",
+        headers=instructor,
+        json={
+            "title": "Echo",
+            "language": "python",
+            "time_limit_ms": 2000,
+            "tests": [
+                {"name": "a", "stdin": "1\n", "expected_stdout": "1\n"},
+                {"name": "b", "stdin": "2\n", "expected_stdout": "2\n", "hidden": True},
+            ],
+        },
+        timeout=15,
+    )
+    assert assignment.status_code == 201, assignment.text
+    email = f"k8s-{uuid.uuid4().hex[:8]}@example.org"
+    registered = requests.post(
+        f"{api_url}/api/auth/register",
+        json={"email": email, "password": "correct horse", "name": "K"},
+        timeout=15,
+    )
+    assert registered.status_code == 201, registered.text
+    student = login(email, "correct horse")
+    submitted = requests.post(
+        f"{api_url}/api/assignments/{assignment.json()['id']}/submissions",
+        headers=student,
+        json={"code": "print(input())\n"},
+        timeout=15,
+    )
+    assert submitted.status_code == 202, submitted.text
+    return submitted.json()["id"]
+
+
+def _submission(api_url: str, sid: str) -> dict[str, Any]:
+    response = requests.post(
+        f"{api_url}/api/auth/login",
+        json={"email": DEMO_INSTRUCTOR["email"], "password": DEMO_INSTRUCTOR["password"]},
+        timeout=15,
+    )
+    token = response.json()["access_token"]
+    answer = requests.get(
+        f"{api_url}/api/submissions/{sid}", headers={"Authorization": f"Bearer {token}"}, timeout=15
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_delivered_twice_one_job_and_a_timed_out_job_ends_in_error(api, tmp_path) -> None:
+    """The issue's "done when", with every part a real process."""
+    kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
+    # The worker has to ride out a 429 (Retry-After: 1) and a 500 on the way.
+    api.enqueue("GET", "jobs", 429, headers={"Retry-After": "1"})
+    api.enqueue("POST", "jobs", 500)
+    extra_env = {
+        "RUNNER_LAUNCHER": "kubernetes",
+        "KUBECONFIG": str(kubeconfig),
+        "K8S_NAMESPACE": NAMESPACE,
+        "MONGO_URI": "mongomock://localhost",
+        "DB_NAME": "kubernetes",
+    }
+    with dev_stack(extra_env=extra_env, log_dir=tmp_path) as stack:
+        sid = _submit(stack.api_url)  # the first delivery
+        producer = make_celery(Settings.from_env({"REDIS_URL": stack.redis_url}))
+        producer.send_task(SCHEDULE_TASK, args=[sid], queue="queue:submissions")  # the second
+        producer.close()
+
+        # Each delivery ends its launch by creating (or finding) the Job's token Secret.
+        wait_until(lambda: len(api.recorded("POST", "secrets")) >= 2, 30, "two launches")
+        wait_until(
+            lambda: _submission(stack.api_url, sid)["status"] == "scheduled", 15, "scheduled"
+        )
+
+        name = f"runner-{sid}"
+        assert list(api.stored("jobs", NAMESPACE)) == [name]
+        assert _job_posts(api).count(201) == 1
+        statuses = [r.status for r in api.requests]
+        assert 429 in statuses and 500 in statuses
+        job = api.stored("jobs", NAMESPACE)[name]
+        assert job["spec"]["activeDeadlineSeconds"] == 149  # 40 + 2 x 4.5 + 60 + 40
+        token = result_token_for(stack.env["INTERNAL_RESULT_TOKEN"], sid)
+        assert _token_in_secret(api, name) == token
+        assert _submission(stack.api_url, sid)["job_name"] == name
+
+        api.fail_job(name, NAMESPACE)
+        reconcile = subprocess.run(
+            [sys.executable, "-m", "webapp.cli", "reconcile", "--once"],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert reconcile.returncode == 0, reconcile.stderr
+        assert "reported 1" in reconcile.stdout
+
+        final = _submission(stack.api_url, sid)
+        assert final["status"] == "error"
+        assert "did not finish within its deadline of 149 s" in final["feedback"]
+        time.sleep(0.2)
+        assert _job_posts(api).count(201) == 1

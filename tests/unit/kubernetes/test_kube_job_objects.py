@@ -1,0 +1,246 @@
+"""The runner Job as built, before any API call: the seed's fields, the restricted pod
+security profile, the env, the token Secret, and strict validation against the official
+Kubernetes schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from kubernetes import client
+
+from runner_image.config import LLM_BUDGET_CAP_SECONDS
+from runner_image.grader import COMPILE_TIME_LIMIT_MS
+from tasks.launchers.base import Launcher, runner_name
+from tasks.launchers.job_objects import (
+    COMPILE_BUDGET_SECONDS,
+    LLM_BUDGET_SECONDS,
+    RUNNER_SELECTOR,
+    finished_condition,
+    runner_deadline_seconds,
+    runner_job,
+    runner_token_secret,
+)
+from webapp.config import Settings
+from webapp.security import result_token_for
+
+SECRET = "s" * 40
+SUBMISSION_ID = "65a0000000000000000000aa"
+NAME = f"runner-{SUBMISSION_ID}"
+# The oldest schema set every allowed kubernetes-validate (>=1.31) ships, and the newest here.
+SCHEMA_VERSIONS = sorted({"1.31.0", kubernetes_validate.latest_version()})
+
+
+class _Launcher(Launcher):
+    def launch(self, submission_id: str) -> str:
+        return runner_name(submission_id)
+
+
+def _settings(**overrides: Any) -> Settings:
+    env = {"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_IMAGE": "registry.example/cloudemy/runner:1"}
+    return Settings.from_env(env, **overrides)
+
+
+def _job(settings: Settings | None = None, deadline: int = 120) -> dict[str, Any]:
+    settings = settings or _settings()
+    env = _Launcher(settings).runner_env(SUBMISSION_ID)
+    job = runner_job(settings, SUBMISSION_ID, env, deadline)
+    return client.ApiClient().sanitize_for_serialization(job)
+
+
+def _env(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+def test_the_job_and_its_secret_are_valid_in_strict_mode(version: str) -> None:
+    job = _job()
+    owned = client.ApiClient().sanitize_for_serialization(
+        runner_token_secret(_stored(job), result_token_for(SECRET, SUBMISSION_ID))
+    )
+
+    kubernetes_validate.validate(job, version, strict=True)
+    kubernetes_validate.validate(owned, version, strict=True)
+
+
+def _stored(job: dict[str, Any]) -> client.V1Job:
+    return client.V1Job(
+        metadata=client.V1ObjectMeta(name=job["metadata"]["name"], uid="u-1", labels={"a": "b"})
+    )
+
+
+def test_the_seed_fields() -> None:
+    job = _job()
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    assert job["metadata"]["name"] == NAME
+    assert pod["restartPolicy"] == "Never"
+    assert spec["backoffLimit"] == 1
+    assert spec["activeDeadlineSeconds"] == 120
+    assert spec["ttlSecondsAfterFinished"] == 3600
+    assert [c["image"] for c in pod["containers"]] == ["registry.example/cloudemy/runner:1"]
+
+
+def test_labels_on_the_job_and_its_pods_match_the_runner_selector() -> None:
+    job = _job()
+    expected = {
+        "app.kubernetes.io/name": "cloudemy",
+        "app.kubernetes.io/component": "runner",
+        "cloudemy.io/submission-id": SUBMISSION_ID,
+    }
+    selector = dict(term.split("=") for term in RUNNER_SELECTOR.split(","))
+
+    for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
+        assert expected.items() <= labels.items()
+        assert selector.items() <= labels.items()
+
+
+def test_the_pod_meets_the_restricted_security_profile() -> None:
+    pod = _job()["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert context["runAsNonRoot"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["privileged"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert context["readOnlyRootFilesystem"] is True
+    assert container["volumeMounts"] == [{"name": "scratch", "mountPath": "/tmp"}]
+    assert pod["volumes"] == [{"name": "scratch", "emptyDir": {"sizeLimit": "512Mi"}}]
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+
+
+def test_resources_come_from_the_settings() -> None:
+    settings = _settings(runner_cpu_limit="2", runner_memory_request="300Mi")
+    (container,) = _job(settings)["spec"]["template"]["spec"]["containers"]
+
+    assert container["resources"] == {
+        "requests": {"cpu": "250m", "memory": "300Mi"},
+        "limits": {"cpu": "2", "memory": "1Gi"},
+    }
+
+
+def test_env_per_the_seed_with_the_token_and_the_llm_key_from_secrets() -> None:
+    env = _env(_job())
+
+    assert env["SUBMISSION_ID"] == {"name": "SUBMISSION_ID", "value": SUBMISSION_ID}
+    assert env["REDIS_URL"]["value"] == "redis://localhost:6379/0"
+    assert env["BACKEND_INTERNAL_URL"]["value"] == "http://backend:8000/internal"
+    assert env["LLM_MODEL"]["value"] == "gpt-4o-mini"
+    assert env["RUNNER_REQUIRE_ISOLATION"]["value"] == "strict"
+    assert "LLM_BASE_URL" not in env
+    assert env["INTERNAL_RESULT_TOKEN"] == {
+        "name": "INTERNAL_RESULT_TOKEN",
+        "valueFrom": {
+            "secretKeyRef": {"name": NAME, "key": "INTERNAL_RESULT_TOKEN", "optional": False}
+        },
+    }
+    assert env["LLM_API_KEY"] == {
+        "name": "LLM_API_KEY",
+        "valueFrom": {
+            "secretKeyRef": {"name": "cloudemy-llm", "key": "LLM_API_KEY", "optional": True}
+        },
+    }
+
+
+def test_no_secret_value_is_written_into_the_job() -> None:
+    text = str(_job())
+
+    assert result_token_for(SECRET, SUBMISSION_ID) not in text
+    assert SECRET not in text
+
+
+def test_llm_base_url_and_secret_name_are_passed_on() -> None:
+    settings = _settings(llm_base_url="http://llm.local/v1", runner_llm_secret="other-llm")
+    env = _env(_job(settings))
+
+    assert env["LLM_BASE_URL"]["value"] == "http://llm.local/v1"
+    assert env["LLM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "other-llm"
+
+
+@pytest.mark.parametrize("bad_id", ["", "ABC", "a/b", "x" * 57, "-abc", "a_b"])
+def test_an_id_that_cannot_name_a_job_is_refused(bad_id: str) -> None:
+    with pytest.raises(ValueError, match="cannot name"):
+        runner_job(_settings(), bad_id, {}, 120)
+
+
+def test_the_token_secret_is_owned_by_its_job_and_immutable() -> None:
+    job = client.V1Job(
+        metadata=client.V1ObjectMeta(name=NAME, uid="1234-uid", labels={"cloudemy.io/x": "y"})
+    )
+
+    secret = runner_token_secret(job, "the-token")
+
+    assert secret.metadata.name == NAME
+    assert secret.string_data == {"INTERNAL_RESULT_TOKEN": "the-token"}
+    assert secret.immutable is True
+    (owner,) = secret.metadata.owner_references
+    assert (owner.api_version, owner.kind, owner.name, owner.uid) == (
+        "batch/v1",
+        "Job",
+        NAME,
+        "1234-uid",
+    )
+    assert not owner.block_owner_deletion  # would need update on jobs/finalizers
+
+
+def test_the_token_secret_needs_the_stored_job() -> None:
+    with pytest.raises(ValueError, match="uid"):
+        runner_token_secret(client.V1Job(metadata=client.V1ObjectMeta(name=NAME)), "t")
+
+
+@pytest.mark.parametrize(
+    ("bundle", "expected"),
+    [
+        (None, 120),
+        ({}, 120),
+        ({"time_limit_ms": 1000, "tests": [{}] * 3}, 148),  # 40 + 8 + 60 + 40
+        ({"time_limit_ms": 2000, "tests": [{}] * 10}, 185),  # 40 + 45 + 60 + 40
+        ({"time_limit_ms": 10_000, "tests": [{}] * 1000}, 3600),  # capped
+        ({"time_limit_ms": "x", "tests": [{}]}, 120),
+        ({"time_limit_ms": 100, "tests": []}, 140),
+    ],
+)
+def test_the_deadline_grows_with_the_assignment_limits(bundle, expected: int) -> None:
+    assert runner_deadline_seconds(bundle, 120, 3600) == expected
+
+
+def test_the_deadline_budgets_cover_the_runners_own_limits() -> None:
+    """A build or an LLM call the runner allows must not be cut off by the Job's deadline."""
+    assert COMPILE_BUDGET_SECONDS * 1000 >= 2 * COMPILE_TIME_LIMIT_MS  # the build's wall limit
+    assert LLM_BUDGET_SECONDS >= LLM_BUDGET_CAP_SECONDS
+
+
+def test_the_deadline_never_drops_below_the_minimum() -> None:
+    assert runner_deadline_seconds({"time_limit_ms": 1, "tests": [{}]}, 300, 3600) == 300
+    assert _job(deadline=185)["spec"]["activeDeadlineSeconds"] == 185
+
+
+def _condition(kind: str, status: str = "True") -> client.V1JobCondition:
+    return client.V1JobCondition(type=kind, status=status)
+
+
+@pytest.mark.parametrize(
+    ("conditions", "finished"),
+    [
+        (None, None),
+        ([_condition("Suspended")], None),
+        ([_condition("Failed", "False")], None),
+        ([_condition("FailureTarget"), _condition("Failed")], "Failed"),
+        ([_condition("Complete")], "Complete"),
+    ],
+)
+def test_finished_condition(conditions, finished: str | None) -> None:
+    job = client.V1Job(status=client.V1JobStatus(conditions=conditions))
+
+    condition = finished_condition(job)
+
+    assert (condition.type if condition else None) == finished
