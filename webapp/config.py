@@ -59,6 +59,10 @@ class Settings:
     launch_defer_seconds: int = 15
     kube_request_timeout_seconds: int = 15
     reconcile_interval_seconds: int = 30
+    # Languages the runners can build; None means every language the runner knows (the
+    # runner image installs all of them). The local launcher also checks this machine.
+    runner_languages: tuple[str, ...] | None = None
+    runner_require_isolation: str = "basic"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -96,6 +100,12 @@ class Settings:
             launch_defer_seconds=_int(env, "LAUNCH_DEFER_SECONDS", 15),
             kube_request_timeout_seconds=_int(env, "KUBE_REQUEST_TIMEOUT_SECONDS", 15),
             reconcile_interval_seconds=_int(env, "RECONCILE_INTERVAL_SECONDS", 30),
+            runner_languages=tuple(
+                lang.strip() for lang in env["RUNNER_LANGUAGES"].split(",") if lang.strip()
+            )
+            if env.get("RUNNER_LANGUAGES")
+            else None,
+            runner_require_isolation=env.get("RUNNER_REQUIRE_ISOLATION") or "basic",
         )
         return replace(settings, **overrides)
 

@@ -32,7 +32,11 @@ class LocalLauncher(Launcher):
         if not first:
             log.info("%s was already launched; not starting it twice", name)
             return name
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self.runner_env(submission_id)}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "RUNNER_REQUIRE_ISOLATION": self.settings.runner_require_isolation,
+            **self.runner_env(submission_id),
+        }
         if os.environ.get("LLM_API_KEY"):
             env["LLM_API_KEY"] = os.environ["LLM_API_KEY"]
         try:

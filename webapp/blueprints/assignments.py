@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, current_app, g, jsonify
 from mongoengine.queryset.visitor import Q
 
-from runner_image.languages import language_problem
+from runner_image.languages import LANGUAGES, language_problem
 from webapp.auth import login_required, object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.models import Assignment, FeedbackSettings, TestCase, User, utcnow
@@ -39,8 +39,18 @@ def visible_assignment_or_404(user: User, assignment_id: str) -> Assignment:
     return assignment
 
 
+def _language_problem(language: str) -> str | None:
+    """Decided where the code will run: this machine for the local launcher, the runner
+    image (all languages, unless RUNNER_LANGUAGES narrows them) for Kubernetes."""
+    settings = current_app.config["SETTINGS"]
+    offered = settings.runner_languages or tuple(LANGUAGES)
+    if language not in offered:
+        return f"unknown language {language!r}; supported: {', '.join(sorted(offered))}"
+    return language_problem(language) if settings.runner_launcher == "local" else None
+
+
 def _check_language(language: str, tests: Sequence[TestCaseBody | TestCase] | None) -> None:
-    problem = language_problem(language)
+    problem = _language_problem(language)
     if problem:
         raise ApiError(422, "unsupported_language", problem)
     if has_call_tests(tests) and language != "python":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from unittest.mock import patch
 
 import pytest
 
@@ -376,3 +378,28 @@ def test_student_never_sees_a_hidden_call_tests_call_or_expected_value(
     owner_view = client.get(f"/api/assignments/{created['id']}", headers=instructor.headers).json
     assert owner_view["tests"][1]["call"] == "add(40, 2)"
     assert owner_view["tests"][1]["expected"] == 4242
+
+
+def test_languages_are_checked_where_the_runners_run(app, client, instructor, assignment_body):
+    """Kubernetes runners use their image's toolchains, narrowed by RUNNER_LANGUAGES; the
+    local launcher also needs the toolchain on this machine (here: a missing one)."""
+    app.config["SETTINGS"] = replace(
+        app.config["SETTINGS"], runner_launcher="kubernetes", runner_languages=("python", "c")
+    )
+    refused = client.post(
+        "/api/assignments", json=assignment_body(language="java"), headers=instructor.headers
+    )
+    accepted = client.post(
+        "/api/assignments", json=assignment_body(language="c"), headers=instructor.headers
+    )
+    app.config["SETTINGS"] = replace(app.config["SETTINGS"], runner_launcher="local")
+    with patch("runner_image.languages.shutil.which", return_value=None):
+        missing = client.post(
+            "/api/assignments", json=assignment_body(language="c"), headers=instructor.headers
+        )
+
+    assert refused.status_code == 422
+    assert "supported: c, python" in refused.get_json()["error"]["message"]
+    assert accepted.status_code == 201
+    assert missing.status_code == 422
+    assert "not installed" in missing.get_json()["error"]["message"]
