@@ -5,14 +5,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import sys
-from dataclasses import asdict
 
 from runner_image.bundle import BundleMissing, load_bundle
 from runner_image.callback import CallbackError, InternalApiClient, error_result
 from runner_image.config import RunnerConfigError, RunnerSettings
-from runner_image.feedback import deterministic_feedback
 from runner_image.grader import grade
 from runner_image.isolation import IsolationUnavailable, probe_isolation, require_level
+from runner_image.review import review
 
 log = logging.getLogger("runner")
 
@@ -39,10 +38,7 @@ def build_result(settings: RunnerSettings) -> dict:
     judgement = grade(bundle, isolation)
     judgement.metrics["isolation"] = isolation.layers
     judgement.metrics["isolation_level"] = isolation.level
-    result = asdict(judgement)
-    result["feedback"] = deterministic_feedback(judgement)
-    result["metrics"]["llm"] = "not configured"
-    return result
+    return review(bundle, judgement, settings)
 
 
 def run() -> int:

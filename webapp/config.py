@@ -44,6 +44,9 @@ class Settings:
     runner_image: str = "cloudemy/runner:latest"
     llm_model: str = "gpt-4o-mini"
     llm_base_url: str | None = None
+    llm_timeout_seconds: int = 20
+    llm_max_retries: int = 1
+    llm_max_output_tokens: int = 1000
     demo_seed: bool = False
     # KubernetesLauncher and the reconciler (issue 5).
     max_running_jobs: int = 50
@@ -86,6 +89,9 @@ class Settings:
             runner_image=env.get("RUNNER_IMAGE", "cloudemy/runner:latest"),
             llm_model=env.get("LLM_MODEL", "gpt-4o-mini"),
             llm_base_url=env.get("LLM_BASE_URL") or None,
+            llm_timeout_seconds=_int(env, "LLM_TIMEOUT_SECONDS", 20),
+            llm_max_retries=_int(env, "LLM_MAX_RETRIES", 1),
+            llm_max_output_tokens=_int(env, "LLM_MAX_OUTPUT_TOKENS", 1000),
             demo_seed=env.get("CLOUDEMY_DEMO_SEED", "") == "1",
             max_running_jobs=_int(env, "MAX_RUNNING_JOBS", 50),
             runner_llm_secret=env.get("RUNNER_LLM_SECRET") or "cloudemy-llm",

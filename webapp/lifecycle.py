@@ -65,6 +65,7 @@ def store_result(submission_id: ObjectId, result: ResultBody) -> StoreOutcome:
         set__verdict=result.verdict,
         set__score=result.score,
         set__fail_tags=result.fail_tags,
+        set__instructor_tags=result.instructor_tags,
         set__feedback=result.feedback,
         set__tests=[TestResult(**t.model_dump()) for t in result.tests],
         set__metrics=metrics,

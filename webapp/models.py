@@ -90,6 +90,9 @@ class Submission(me.Document):
     score = me.FloatField(null=True)
     max_score = me.FloatField(required=True)
     fail_tags = me.ListField(me.StringField())
+    instructor_tags = me.ListField(
+        me.StringField()
+    )  # e.g. suspected_injection; never shown to students
     feedback = me.StringField(null=True)
     tests = me.EmbeddedDocumentListField(TestResult)
     metrics = me.DictField()

@@ -162,6 +162,7 @@ class ResultBody(BaseModel):
     score: float | None = Field(default=None, ge=0)
     max_score: float | None = Field(default=None, gt=0)
     fail_tags: list[str] = Field(default_factory=list, max_length=64)
+    instructor_tags: list[str] = Field(default_factory=list, max_length=16)
     feedback: str = Field(default="", max_length=256 * 1024)
     tests: list[TestResultBody] = Field(default_factory=list, max_length=500)
     metrics: dict[str, Any] = Field(default_factory=dict)

@@ -85,7 +85,7 @@ def submission_json(
 ) -> dict[str, Any]:
     """Students never see a hidden test's input, expected output or their output for it."""
     cases = {t.name: t for t in assignment.tests} if assignment else {}
-    return {
+    shown = {
         "id": str(submission.id),
         "assignment_id": str(submission.assignment_id),
         "user_id": str(submission.user_id),
@@ -109,3 +109,6 @@ def submission_json(
         "started_at": iso(submission.started_at),
         "finished_at": iso(submission.finished_at),
     }
+    if is_instructor:
+        shown["instructor_tags"] = list(submission.instructor_tags)
+    return shown

@@ -30,6 +30,9 @@ class Launcher(ABC):
                 self.settings.internal_result_token, submission_id
             ),
             "LLM_MODEL": self.settings.llm_model,
+            "LLM_TIMEOUT_SECONDS": str(self.settings.llm_timeout_seconds),
+            "LLM_MAX_RETRIES": str(self.settings.llm_max_retries),
+            "LLM_MAX_OUTPUT_TOKENS": str(self.settings.llm_max_output_tokens),
         }
         if self.settings.llm_base_url:
             env["LLM_BASE_URL"] = self.settings.llm_base_url
