@@ -11,7 +11,6 @@ from runner_image.callback import CallbackError, InternalApiClient, error_result
 from runner_image.config import RunnerConfigError, RunnerSettings
 from runner_image.grader import grade
 from runner_image.isolation import IsolationUnavailable, probe_isolation, require_level
-from runner_image.review import review
 
 log = logging.getLogger("runner")
 
@@ -38,6 +37,10 @@ def build_result(settings: RunnerSettings) -> dict:
     judgement = grade(bundle, isolation)
     judgement.metrics["isolation"] = isolation.layers
     judgement.metrics["isolation_level"] = isolation.level
+    # Imported only now: a forked child's peak memory (ru_maxrss) includes the runner's own
+    # pages, so the runner stays small while it runs submissions; the LLM stack is large.
+    from runner_image.review import review
+
     return review(bundle, judgement, settings)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.conftest import RunnerRun, sandbox_processes
+from tests.runner_harness import RunnerRun, sandbox_processes
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the strict isolation level needs root here"

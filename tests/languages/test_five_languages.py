@@ -1,19 +1,17 @@
 """The same five behaviours (accepted, wrong answer, time limit, memory limit, runtime
-error) judged right in every supported language, each compiled once in the sandbox."""
+error) judged right in every supported language, each compiled once in the sandbox, through
+the real runner process."""
 
 from __future__ import annotations
 
 import pytest
 
-from runner_image.bundle import Bundle, TestSpec
-from runner_image.grader import grade
-from runner_image.isolation import probe_isolation
 from runner_image.languages import LANGUAGES, language_problem
 
-TESTS = (
-    TestSpec(name="small", stdin="2 3\n", expected_stdout="5\n"),
-    TestSpec(name="bigger", stdin="40 2\n", expected_stdout="42\n"),
-)
+TESTS = [
+    {"name": "small", "stdin": "2 3\n", "expected_stdout": "5\n"},
+    {"name": "bigger", "stdin": "40 2\n", "expected_stdout": "42\n"},
+]
 
 PROGRAMS: dict[str, dict[str, str]] = {
     "python": {
@@ -67,38 +65,31 @@ PROGRAMS: dict[str, dict[str, str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def isolation():
-    return probe_isolation()
-
-
 @pytest.mark.parametrize("language", sorted(LANGUAGES))
 @pytest.mark.parametrize(
     "expected",
     ["accepted", "wrong_answer", "time_limit_exceeded", "memory_limit_exceeded", "runtime_error"],
 )
-def test_verdict_in_every_language(language, expected, isolation):
+def test_verdict_in_every_language(language, expected, run_submission):
     problem = language_problem(language)
     if problem:
         pytest.fail(f"{language} cannot be graded on this machine: {problem}")
-    bundle = Bundle(
-        submission_id="lang",
+    run = run_submission(
+        PROGRAMS[language][expected],
+        TESTS,
         language=language,
-        code=PROGRAMS[language][expected],
-        tests=TESTS,
         time_limit_ms=1000,
         memory_limit_mb=128,
+        require_isolation="basic",
     )
-    judgement = grade(bundle, isolation)
-    assert [t["verdict"] for t in judgement.tests] == [expected, expected], judgement.tests
-    assert judgement.score == (100 if expected == "accepted" else 0)
+    assert run.verdicts() == [expected, expected], run.result["tests"]
+    assert run.result["score"] == (100 if expected == "accepted" else 0)
 
 
-def test_compile_errors_name_the_problem(isolation):
-    for language, code in {"c": "int main( {", "cpp": "int main( {", "java": "class {"}.items():
-        judgement = grade(
-            Bundle(submission_id="ce", language=language, code=code, tests=TESTS), isolation
-        )
-        assert judgement.verdict == "compile_error"
-        assert judgement.fail_tags == ["compile_error"]
-        assert "error" in judgement.tests[0]["message"]
+@pytest.mark.parametrize("language", ["c", "cpp", "java"])
+def test_compile_errors_name_the_problem(language, run_submission):
+    code = {"c": "int main( {", "cpp": "int main( {", "java": "class {"}[language]
+    run = run_submission(code, TESTS, language=language, require_isolation="basic")
+    assert run.result["verdict"] == "compile_error"
+    assert run.result["fail_tags"] == ["compile_error"]
+    assert "error" in run.result["tests"][0]["message"]
