@@ -8,12 +8,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from runner_image.bundle import BUNDLE_KEY
 from tasks.celery_app import SCHEDULE_TASK
 from webapp.config import Settings
 from webapp.extensions import Services
 from webapp.models import Assignment, Submission
-
-BUNDLE_KEY = "submission:{id}"
 
 
 def build_bundle(submission: Submission, assignment: Assignment) -> dict[str, Any]:

@@ -56,16 +56,18 @@ def signed_in(stack: DevStack, email: str, password: str) -> Api:
     return Api(stack.api_url, response.json()["access_token"])
 
 
+def register_student(stack: DevStack) -> Api:
+    """A new student account, registered and signed in over the public API."""
+    email = f"student-{uuid.uuid4().hex[:8]}@example.org"
+    response = requests.post(
+        f"{stack.api_url}/api/auth/register",
+        json={"email": email, "password": "correct horse", "name": "Test Student"},
+        timeout=15,
+    )
+    assert response.status_code == 201, response.text
+    return signed_in(stack, email, "correct horse")
+
+
 @pytest.fixture
 def new_student(stack: DevStack):
-    def make() -> Api:
-        email = f"student-{uuid.uuid4().hex[:8]}@example.org"
-        response = requests.post(
-            f"{stack.api_url}/api/auth/register",
-            json={"email": email, "password": "correct horse", "name": "Test Student"},
-            timeout=15,
-        )
-        assert response.status_code == 201, response.text
-        return signed_in(stack, email, "correct horse")
-
-    return make
+    return lambda: register_student(stack)

@@ -5,13 +5,11 @@ callback -> REST. The stack gets LLM_API_KEY and LLM_BASE_URL as a deployment wo
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import requests
 
-from tests.integration.conftest import Api, signed_in
+from tests.integration.conftest import Api, register_student, signed_in
 from tests.llm_fake_server import (
     Completion,
     FakeChatServer,
@@ -58,14 +56,7 @@ def instructor(llm_stack: DevStack) -> Api:
 
 @pytest.fixture
 def student(llm_stack: DevStack) -> Api:
-    email = f"student-{uuid.uuid4().hex[:8]}@example.org"
-    response = requests.post(
-        f"{llm_stack.api_url}/api/auth/register",
-        json={"email": email, "password": "correct horse", "name": "Student"},
-        timeout=15,
-    )
-    assert response.status_code == 201, response.text
-    return signed_in(llm_stack, email, "correct horse")
+    return register_student(llm_stack)
 
 
 def create_assignment(instructor: Api, **feedback) -> dict:
