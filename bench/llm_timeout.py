@@ -2,8 +2,8 @@
 
 Grades one real submission (the real sandbox) once, then times the review step (injection
 check + LLM call + result) against a local fake Chat Completions server in each scenario,
-and compares the worst case with the bound the runner promises:
-LLM_TIMEOUT_SECONDS x (LLM_MAX_RETRIES + 1) + the client's backoff (see llm.call_budget).
+and compares the worst case with the bound the runner promises: LLM_TIMEOUT_SECONDS for the
+whole step, retries included (see llm.call_budget).
 
     .venv/bin/python bench/llm_timeout.py [--timeout 2] [--retries 1] [--repeat 3]
 """

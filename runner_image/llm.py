@@ -40,9 +40,6 @@ log = logging.getLogger("runner.llm")
 
 T = TypeVar("T")
 
-# The openai client's backoff before retry n (0-based): min(0.5 * 2**n, 8) s, minus jitter.
-_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)
-_SLACK_SECONDS = 1.0
 _CONNECT_TIMEOUT_SECONDS = 5.0
 
 OK = "ok"
@@ -84,17 +81,12 @@ class BudgetExceeded(TimeoutError):
 
 
 def call_budget(settings: RunnerSettings) -> tuple[float, float]:
-    """(per-attempt timeout, whole-call budget) in seconds. The budget is every attempt's
-    timeout plus the client's backoff between them, never more than LLM_BUDGET_CAP_SECONDS;
-    over the cap, the per-attempt timeout shrinks to fit."""
-    attempts = settings.llm_max_retries + 1
-    backoff = sum(_BACKOFF_SECONDS[min(n, len(_BACKOFF_SECONDS) - 1)] for n in range(attempts - 1))
-    per_attempt = settings.llm_timeout_seconds
-    budget = per_attempt * attempts + backoff + _SLACK_SECONDS
-    if budget > LLM_BUDGET_CAP_SECONDS:
-        budget = LLM_BUDGET_CAP_SECONDS
-        per_attempt = max(0.1, (budget - backoff - _SLACK_SECONDS) / attempts)
-    return per_attempt, budget
+    """(per-attempt timeout, whole-call budget) in seconds. LLM_TIMEOUT_SECONDS bounds the
+    whole step, retries included, so an LLM that is down adds at most that to grading;
+    retries only help when a failure comes fast (a 500, a refused connection). Never more
+    than LLM_BUDGET_CAP_SECONDS, which the Job deadline reserves."""
+    budget = min(float(settings.llm_timeout_seconds), LLM_BUDGET_CAP_SECONDS)
+    return budget, budget
 
 
 def run_within(budget_seconds: float, call: Callable[[], T]) -> T:

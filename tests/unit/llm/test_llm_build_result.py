@@ -93,8 +93,8 @@ def test_a_model_that_quotes_a_hidden_test_is_not_stored(submit, fake_llm):
 
 
 def test_llm_down_adds_at_most_its_budget_and_still_grades(submit, fake_llm):
-    """The contract: a silent LLM costs at most timeout x attempts (+ backoff), then the
-    submission is graded from its tests with deterministic feedback."""
+    """The contract: a silent LLM costs at most the configured timeout, retries included,
+    then the submission is graded from its tests with deterministic feedback."""
     fake_llm.reset(default=Sleep(60, then=Completion({"feedback": "late", "fail_tags": []})))
     timeout, retries = 1.0, 1
     started = time.monotonic()
@@ -103,11 +103,11 @@ def test_llm_down_adds_at_most_its_budget_and_still_grades(submit, fake_llm):
         llm_settings(fake_llm.base_url, llm_timeout_seconds=timeout, llm_max_retries=retries),
     )
     elapsed = time.monotonic() - started
-    assert elapsed < timeout * (retries + 1) + 5
+    assert elapsed < timeout + 5
     assert result["status"] == "graded"
     assert result["score"] == 66.67
     assert result["metrics"]["llm"] == "timeout"
-    assert result["metrics"]["llm_detail"] == "the LLM API did not answer within 1 s (2 attempts)"
+    assert result["metrics"]["llm_detail"] == "the LLM API gave no complete answer within 1 s"
     assert "- `negative`: **wrong_answer**" in result["feedback"]
     assert "late" not in result["feedback"]
 
