@@ -11,7 +11,7 @@ from typing import TypeVar
 SECRET_VARIABLES = ("INTERNAL_RESULT_TOKEN", "LLM_API_KEY")
 
 # The most the LLM feedback step may take, whatever the settings say. A runner Job's deadline
-# reserves this much for it (tasks/launchers/job_objects.py LLM_BUDGET_SECONDS must not be lower).
+# reserves this much for it (tasks/launchers/deadline.py LLM_BUDGET_SECONDS must not be lower).
 LLM_BUDGET_CAP_SECONDS = 60.0
 
 N = TypeVar("N", int, float)

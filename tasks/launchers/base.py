@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from abc import ABC, abstractmethod
+from typing import Any
 
+import redis
+
+from runner_image.bundle import BUNDLE_KEY
+from tasks.launchers.deadline import runner_deadline_seconds
 from webapp.config import Settings
 from webapp.security import result_token_for
+
+log = logging.getLogger(__name__)
 
 
 class LaunchError(RuntimeError):
@@ -17,8 +26,30 @@ def runner_name(submission_id: str) -> str:
 
 
 class Launcher(ABC):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, redis_client: redis.Redis | None = None) -> None:
         self.settings = settings
+        self.redis = redis_client or redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        )
+
+    def deadline_seconds(self, submission_id: str) -> int:
+        """How long this submission's runner may take, sized from its bundle."""
+        return runner_deadline_seconds(
+            self._bundle(submission_id),
+            self.settings.runner_min_deadline_seconds,
+            self.settings.runner_max_deadline_seconds,
+        )
+
+    def _bundle(self, submission_id: str) -> dict[str, Any] | None:
+        """The grading bundle; without it the minimum deadline applies (and the runner,
+        which needs it too, reports the problem itself)."""
+        try:
+            raw = self.redis.get(BUNDLE_KEY.format(id=submission_id))
+            bundle = json.loads(raw) if raw else None
+        except (redis.RedisError, ValueError) as exc:
+            log.warning("cannot read the bundle of %s to size its deadline: %s", submission_id, exc)
+            return None
+        return bundle if isinstance(bundle, dict) else None
 
     def runner_env(self, submission_id: str) -> dict[str, str]:
         """What a runner is told; its token only works for this one submission."""

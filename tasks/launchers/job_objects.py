@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
 
 from kubernetes import client
 
@@ -33,13 +32,6 @@ LLM_KEY = "LLM_API_KEY"
 RUNNER_USER = 10001  # the runner image's numeric USER, so runAsNonRoot can be verified
 SCRATCH_PATH = "/tmp"
 
-# What a deadline is made of (seconds): the build (the runner's compile wall limit, 2 x 20 s),
-# each test (its wall limit: 2 x time limit + 0.5 s), the LLM feedback call, and a margin for
-# pod start-up, loading the bundle and reporting the result with retries.
-COMPILE_BUDGET_SECONDS = 40
-LLM_BUDGET_SECONDS = 60
-MARGIN_SECONDS = 40
-
 # A Job name is also the value of the pod label `job-name`: a DNS label of at most 63 chars.
 _SUBMISSION_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,54}[a-z0-9])?")
 
@@ -52,23 +44,6 @@ def runner_labels(submission_id: str) -> dict[str, str]:
         MANAGED_BY_LABEL: "cloudemy-scheduler",
         SUBMISSION_LABEL: submission_id,
     }
-
-
-def runner_deadline_seconds(
-    bundle: Mapping[str, Any] | None, minimum: int = 120, maximum: int = 3600
-) -> int:
-    """activeDeadlineSeconds for a bundle: never below `minimum` (the seed's 120 s), raised
-    for many or slow tests, capped at `maximum` so a bad assignment cannot pin a node."""
-    if not bundle:
-        return minimum
-    try:
-        time_limit_ms = int(bundle.get("time_limit_ms") or 0)
-        n_tests = len(bundle.get("tests") or ())
-    except (TypeError, ValueError):
-        return minimum
-    tests_ms = n_tests * (2 * max(time_limit_ms, 0) + 500)
-    needed = COMPILE_BUDGET_SECONDS + -(-tests_ms // 1000) + LLM_BUDGET_SECONDS + MARGIN_SECONDS
-    return max(minimum, min(maximum, needed))
 
 
 def _env_var(name: str, value: str) -> client.V1EnvVar:

@@ -40,14 +40,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from runner_image.bundle import BUNDLE_KEY
 from tasks.launchers import LaunchDeferred
 from tasks.launchers.base import Launcher, LaunchError, runner_name
 from tasks.launchers.job_objects import (
     RUNNER_SELECTOR,
     TOKEN_KEY,
     finished_condition,
-    runner_deadline_seconds,
     runner_job,
     runner_token_secret,
 )
@@ -117,13 +115,10 @@ class KubernetesLauncher(Launcher):
         api_client: client.ApiClient | None = None,
         redis_client: redis.Redis | None = None,
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, redis_client)
         self.api_client = api_client or kube_api_client()
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
-        self.redis = redis_client or redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
-        )
         self.namespace = settings.k8s_namespace
         self.timeout = settings.kube_request_timeout_seconds
 
@@ -163,11 +158,7 @@ class KubernetesLauncher(Launcher):
                 f"(MAX_RUNNING_JOBS={self.settings.max_running_jobs})",
                 countdown=self.settings.launch_defer_seconds,
             )
-        deadline = runner_deadline_seconds(
-            self._bundle(submission_id),
-            self.settings.runner_min_deadline_seconds,
-            self.settings.runner_max_deadline_seconds,
-        )
+        deadline = self.deadline_seconds(submission_id)
         try:
             job = runner_job(self.settings, submission_id, env, deadline)
         except ValueError as exc:
@@ -194,14 +185,3 @@ class KubernetesLauncher(Launcher):
         except ApiException as exc:
             if exc.status != 409 or api_status(exc)[0] != "AlreadyExists":
                 raise
-
-    def _bundle(self, submission_id: str) -> dict[str, Any] | None:
-        """The grading bundle, to size the deadline; without it the minimum applies (and the
-        runner, which needs it too, will report the problem itself)."""
-        try:
-            raw = self.redis.get(BUNDLE_KEY.format(id=submission_id))
-            bundle = json.loads(raw) if raw else None
-        except (redis.RedisError, ValueError) as exc:
-            log.warning("cannot read the bundle of %s to size its deadline: %s", submission_id, exc)
-            return None
-        return bundle if isinstance(bundle, dict) else None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,10 +21,6 @@ LAUNCH_MARK_TTL_SECONDS = 24 * 3600
 
 
 class LocalLauncher(Launcher):
-    def __init__(self, settings) -> None:
-        super().__init__(settings)
-        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-
     def launch(self, submission_id: str) -> str:
         name = runner_name(submission_id)
         try:
@@ -47,21 +45,33 @@ class LocalLauncher(Launcher):
             self.redis.delete(f"launched:{name}")
             raise LaunchError(f"cannot start {name}: {exc}") from exc
         threading.Thread(
-            target=self._watch, args=(process, submission_id), name=name, daemon=True
+            target=self._watch,
+            args=(process, submission_id, self.deadline_seconds(submission_id)),
+            name=name,
+            daemon=True,
         ).start()
         log.info("started %s as pid %d", name, process.pid)
         return name
 
-    def _watch(self, process: subprocess.Popen, submission_id: str) -> None:
-        """A runner that dies before reporting leaves its submission in `error`, not waiting."""
-        code = process.wait()
-        if code == 0:
-            return
-        log.error("runner for %s exited with %d", submission_id, code)
+    def _watch(self, process: subprocess.Popen, submission_id: str, deadline: int) -> None:
+        """A runner that dies before reporting, or outlives its deadline (as a Job's
+        activeDeadlineSeconds would stop it), leaves its submission in `error`, not waiting."""
+        try:
+            code = process.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            reason = f"the runner did not finish within its deadline of {deadline} s"
+        else:
+            if code == 0:
+                return
+            reason = f"the runner exited with code {code}"
+        log.error("runner for %s: %s", submission_id, reason)
         env = self.runner_env(submission_id)
         client = InternalApiClient(env["BACKEND_INTERNAL_URL"], env["INTERNAL_RESULT_TOKEN"])
         try:
-            client.post_result(submission_id, error_result(f"the runner exited with code {code}"))
+            client.post_result(submission_id, error_result(reason))
         except CallbackError as exc:
             log.warning("could not report the runner failure of %s: %s", submission_id, exc)
         finally:

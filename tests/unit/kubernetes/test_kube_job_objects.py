@@ -13,12 +13,14 @@ from kubernetes import client
 from runner_image.config import LLM_BUDGET_CAP_SECONDS
 from runner_image.grader import COMPILE_TIME_LIMIT_MS
 from tasks.launchers.base import Launcher, runner_name
-from tasks.launchers.job_objects import (
+from tasks.launchers.deadline import (
     COMPILE_BUDGET_SECONDS,
     LLM_BUDGET_SECONDS,
+    runner_deadline_seconds,
+)
+from tasks.launchers.job_objects import (
     RUNNER_SELECTOR,
     finished_condition,
-    runner_deadline_seconds,
     runner_job,
     runner_token_secret,
 )

@@ -207,7 +207,7 @@ class TestBudget:
         assert call_budget(settings) == (LLM_BUDGET_CAP_SECONDS, LLM_BUDGET_CAP_SECONDS)
 
     def test_the_job_deadline_reserves_at_least_the_cap(self):
-        from tasks.launchers.job_objects import LLM_BUDGET_SECONDS
+        from tasks.launchers.deadline import LLM_BUDGET_SECONDS
 
         assert LLM_BUDGET_SECONDS >= LLM_BUDGET_CAP_SECONDS
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,7 @@ import tasks.launchers.local as local_module
 from tasks.launchers import LaunchError, make_launcher
 from tasks.launchers.base import Launcher, runner_name
 from tasks.launchers.local import LocalLauncher
+from tests.fake_internal_api import FakeInternalApi
 from webapp.config import Settings
 from webapp.security import result_token_for
 
@@ -84,7 +87,7 @@ def test_runner_env_omits_an_unset_llm_base_url():
 class _FakeProcess:
     pid: int = 4242
 
-    def wait(self) -> int:
+    def wait(self, timeout: float | None = None) -> int:
         return 0  # the runner "succeeded": the watcher thread reports nothing
 
 
@@ -193,3 +196,24 @@ def test_make_launcher_kubernetes_is_not_available_yet():
 def test_make_launcher_unknown_is_a_launch_error():
     with pytest.raises(LaunchError):
         make_launcher(_settings(runner_launcher="docker"))
+
+
+def test_local_runner_past_its_deadline_is_killed_and_reported(shared_redis):
+    """As a Job's activeDeadlineSeconds would: the whole runner group dies, and the
+    submission ends in `error` instead of waiting forever."""
+    backend = FakeInternalApi()
+    try:
+        launcher = LocalLauncher(_settings(backend_internal_url=backend.url))
+        runner = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        started = time.monotonic()
+
+        launcher._watch(runner, SUBMISSION_ID, deadline=1)
+
+        assert time.monotonic() - started < 10
+        assert runner.poll() is not None
+        [post] = backend.posts
+        assert post["path"] == f"/internal/submissions/{SUBMISSION_ID}/result"
+        assert post["body"]["status"] == "error"
+        assert "deadline of 1 s" in post["body"]["feedback"]
+    finally:
+        backend.stop()
