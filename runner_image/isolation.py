@@ -122,12 +122,26 @@ def _seccomp_filter(runner_pid: int):
     rules = sc.SyscallFilter(defaction=sc.ALLOW)
     for family in (socket.AF_INET, socket.AF_INET6):
         rules.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.EQ, family))
-    for call in ("io_uring_setup", "ptrace", "setsid", "setpgid", "process_vm_readv"):
+    for call in (
+        "io_uring_setup",
+        "ptrace",
+        "setsid",
+        "setpgid",
+        "process_vm_readv",
+        "pidfd_send_signal",
+    ):
         rules.add_rule(denied, call)
     # Signals to the runner, to its process group, or to every process (-1) are refused.
     for target in (runner_pid, -runner_pid & low32, low32):
         rules.add_rule(denied, "kill", sc.Arg(0, sc.MASKED_EQ, low32, target))
-    for call in ("tkill", "tgkill", "pidfd_open", "prlimit64"):
+    for call in (
+        "tkill",
+        "tgkill",
+        "rt_sigqueueinfo",
+        "rt_tgsigqueueinfo",
+        "pidfd_open",
+        "prlimit64",
+    ):
         rules.add_rule(denied, call, sc.Arg(0, sc.MASKED_EQ, low32, runner_pid))
     return rules
 

@@ -124,10 +124,11 @@ def _answer_is_right(test: TestSpec, stdout: bytes) -> bool:
             test.expected_stdout, stdout.decode("utf-8", "replace"), test.compare, test.tolerance
         )
     try:
-        got = json.loads(stdout)
-    except ValueError:
+        return values_match(test.expected, json.loads(stdout), test.tolerance)
+    except (ValueError, RecursionError, OverflowError):
+        # Not JSON, nested past any sensible answer, or a number beyond float: all wrong,
+        # and none of them may crash the judge (a crash would be a free, uncounted attempt).
         return False
-    return values_match(test.expected, got, test.tolerance)
 
 
 def judge_execution(
@@ -167,6 +168,18 @@ def judge_execution(
     return TestOutcome(test, "wrong_answer", execution, "output differs from the expected output")
 
 
+# What a result row keeps of a program's output and of a message: enough to show a student
+# what went wrong, small enough that 200 rows always fit the backend's request limit. The
+# comparison itself always uses the whole output.
+REPORTED_CHARS = 4096
+
+
+def clip(text: str, limit: int = REPORTED_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[... {len(text) - limit} more characters not shown]"
+
+
 def compile_failure(tests: tuple[TestSpec, ...], message: str) -> list[TestOutcome]:
     return [TestOutcome(t, "compile_error", None, message) for t in tests]
 
@@ -189,8 +202,8 @@ def judge(bundle: Bundle, outcomes: list[TestOutcome], syntax_error_tag: str) ->
                 "time_ms": execution.cpu_ms if execution else None,
                 "memory_kb": execution.max_rss_kb if execution else None,
                 "hidden": outcome.test.hidden,
-                "stdout": execution.stdout.decode("utf-8", "replace") if execution else None,
-                "message": outcome.message,
+                "stdout": clip(execution.stdout.decode("utf-8", "replace")) if execution else None,
+                "message": clip(outcome.message) if outcome.message else None,
             }
         )
     score = round(score, 2)

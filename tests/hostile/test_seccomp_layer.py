@@ -39,6 +39,11 @@ code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 print("setsid", "refused" if code else "allowed", code)
 io_uring_setup = libc.syscall(425, 1, ctypes.create_string_buffer(120))
 print("io_uring", "refused" if io_uring_setup < 0 else "allowed", ctypes.get_errno())
+queued = libc.syscall(129, RUNNER, signal.SIGINT, ctypes.create_string_buffer(128))
+print("rt_sigqueueinfo", "refused" if queued < 0 else "allowed", ctypes.get_errno())
+ctypes.set_errno(0)
+sent = libc.syscall(424, 0, signal.SIGINT, None, 0)
+print("pidfd_send_signal", "refused" if sent < 0 else "allowed", ctypes.get_errno())
 """
 
 
@@ -74,5 +79,7 @@ def test_seccomp_alone_refuses_network_signals_to_the_runner_and_new_sessions(st
         "kill-runner refused 1",
         "setsid refused 1",
         "io_uring refused 1",
+        "rt_sigqueueinfo refused 1",
+        "pidfd_send_signal refused 1",
     ], execution.stderr
     os.kill(stand_in_runner, 0)  # still alive

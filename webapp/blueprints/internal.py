@@ -13,6 +13,14 @@ from webapp.security import result_token_is_valid
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 
+# A result carries up to 500 test rows with clipped outputs: more than the public API's limit.
+MAX_RESULT_BYTES = 16 * 1024 * 1024
+
+
+@bp.before_request
+def _allow_full_results() -> None:
+    request.max_content_length = MAX_RESULT_BYTES
+
 
 def _authorised_submission_id(submission_id: str):
     """Check the token before anything else, so an unknown id reveals nothing without one."""

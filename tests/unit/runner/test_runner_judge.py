@@ -484,3 +484,26 @@ class TestJudge:
         test = spec("a")
         judgement = judge(bundle(test), [outcome(test, "accepted")], "syntax_error")
         assert json.loads(json.dumps(dataclasses.asdict(judgement)))["score"] == 100.0
+
+
+# --- what a student's output can do to the judge ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stdout",
+    [b"[" * 30_000 + b"]" * 30_000, b"1" + b"0" * 400, b"NaN", b"not json"],
+    ids=["nested-past-recursion", "beyond-float", "nan", "not-json"],
+)
+def test_a_call_answer_that_cannot_be_compared_is_wrong_not_a_crash(stdout):
+    call_test = Spec(name="c", call="f()", expected=1.5)
+    assert verdict_of(make_execution(stdout=stdout), call_test).verdict == "wrong_answer"
+
+
+def test_reported_output_is_clipped_but_judged_whole():
+    expected = "x" * 10_000 + "\n"
+    outcome = verdict_of(make_execution(stdout=expected.encode()), spec(expected=expected))
+    bundle = Bundle(submission_id="s", language="python", code="", tests=(outcome.test,))
+    row = judge(bundle, [outcome], "syntax_error").tests[0]
+    assert outcome.verdict == "accepted"
+    assert row["stdout"].startswith("x" * 4096 + "\n[... ")
+    assert len(row["stdout"]) < 4200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -310,3 +311,17 @@ def test_a_score_above_max_score_is_refused(internal_post, result_body, submissi
 
     assert response.status_code == 400
     assert _stored(submission_id).status == "queued"
+
+
+def test_a_result_larger_than_the_public_request_limit_is_accepted(
+    app, internal_post, result_body, submission_id
+):
+    """200 rows of clipped output exceed MAX_REQUEST_BYTES; /internal has its own limit."""
+    body = result_body()
+    body["tests"][0]["stdout"] = "\ufffd" * 4096
+    body["tests"] = [dict(body["tests"][0], name=f"t{i}") for i in range(200)]
+    assert len(json.dumps(body)) > app.config["SETTINGS"].max_request_bytes
+
+    response = internal_post(submission_id, "result", body)
+
+    assert response.status_code == 200, response.get_json()
