@@ -144,10 +144,11 @@ def grade(bundle: Bundle, isolation: Isolation) -> Judgement:
                     message = f"compilation took longer than {COMPILE_TIME_LIMIT_MS} ms\n{message}"
                 message = message.replace(f"{build_dir}/", "")
                 return judge(bundle, compile_failure(bundle.tests, message), spec.syntax_error_tag)
-        outcomes = [
-            _run_test(spec, bundle, index, build_dir, isolation)
-            for index in range(len(bundle.tests))
-        ]
-        return judge(bundle, outcomes, spec.syntax_error_tag)
+        # Public tests run first: whatever a hidden test's input could leave behind where
+        # the sweep cannot reach (same-uid /tmp in an unprivileged pod) is never there for
+        # a test whose output the student sees.
+        order = sorted(range(len(bundle.tests)), key=lambda i: bundle.tests[i].hidden)
+        outcomes = {i: _run_test(spec, bundle, i, build_dir, isolation) for i in order}
+        return judge(bundle, [outcomes[i] for i in range(len(bundle.tests))], spec.syntax_error_tag)
     finally:
         shutil.rmtree(grading_dir, ignore_errors=True)

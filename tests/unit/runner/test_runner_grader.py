@@ -3,6 +3,7 @@ this machine supports (as the runner probes them)."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -248,3 +249,31 @@ def test_hidden_input_does_not_reach_a_later_public_test(grade):
     public = judgement.tests[1]
     assert public["hidden"] is False
     assert "hidden-input-4242" not in public["stdout"]
+
+
+def test_hidden_input_left_in_shared_tmp_never_reaches_a_public_test(tmp_path):
+    """Same uid as the runner (an unprivileged pod: nothing sweeps /tmp between tests), yet
+    the public test cannot print what the hidden one stashed: public tests run first."""
+    stash = tmp_path / "stash"
+    code = (
+        "import os, sys\n"
+        f"path = {str(stash)!r}\n"
+        "if os.path.exists(path):\n"
+        "    print(open(path).read())\n"
+        "open(path, 'a').write(sys.stdin.read())\n"
+        "print('x')\n"
+    )
+    same_uid = Isolation(seccomp=True, runner_pid=os.getpid())
+    judgement = grader.grade(
+        python_bundle(
+            code,
+            Spec("hidden", "hidden-input-4242\n", "x\n", hidden=True),
+            Spec("public", "public-input\n", "x\n"),
+        ),
+        same_uid,
+    )
+    public = judgement.tests[1]
+    assert public["name"] == "public"
+    assert public["verdict"] == "accepted"
+    assert "hidden-input-4242" not in public["stdout"]
+    assert "hidden-input-4242" in stash.read_text()  # the hidden test did run, afterwards
