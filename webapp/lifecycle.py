@@ -10,6 +10,7 @@ from enum import Enum
 
 from bson import ObjectId
 
+from webapp.attempts import release_attempt
 from webapp.metrics import GRADING_SECONDS
 from webapp.models import OPEN_STATUSES, Submission, TestResult, utcnow
 from webapp.schemas import ResultBody
@@ -74,6 +75,8 @@ def store_result(submission_id: ObjectId, result: ResultBody) -> StoreOutcome:
     )
     if updated:
         GRADING_SECONDS.observe(metrics["total_ms"] / 1000)
+        if result.status == "error":
+            release_attempt(submission.assignment_id, submission.user_id)
         return StoreOutcome.STORED
     submission.reload()
     return StoreOutcome.REPEATED if submission.result_digest == digest else StoreOutcome.CONFLICT

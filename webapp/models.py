@@ -107,3 +107,17 @@ class Submission(me.Document):
         "collection": "submissions",
         "indexes": [("assignment_id", "user_id"), ("user_id", "-created_at"), "status"],
     }
+
+
+class AttemptCounter(me.Document):
+    """Counted attempts of one student at one assignment, reserved atomically so parallel
+    submissions cannot slip past `max_attempts`."""
+
+    assignment_id = me.ObjectIdField(required=True)
+    user_id = me.ObjectIdField(required=True)
+    used = me.IntField(default=0)
+
+    meta = {
+        "collection": "attempt_counters",
+        "indexes": [{"fields": ["assignment_id", "user_id"], "unique": True}],
+    }

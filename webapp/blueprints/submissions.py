@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from webapp.attempts import release_attempt, reserve_attempt
 from webapp.auth import login_required, object_id_or_404
 from webapp.blueprints.assignments import visible_assignment_or_404
 from webapp.errors import ApiError, not_found, parse_body
@@ -27,8 +28,8 @@ def _is_instructor_of(user: User, assignment: Assignment | None) -> bool:
     return assignment is not None and assignment.owner_id == user.id
 
 
-def _check_can_submit(user: User, assignment: Assignment, body: SubmissionCreateBody) -> int:
-    """Returns the attempt number, or raises the api.md error that forbids this submission."""
+def _check_can_submit(assignment: Assignment, body: SubmissionCreateBody) -> None:
+    """Raises the api.md error that forbids this submission, if any."""
     settings = current_app.config["SETTINGS"]
     size = len(body.code.encode())
     if size > settings.max_code_bytes:
@@ -48,17 +49,6 @@ def _check_can_submit(user: User, assignment: Assignment, body: SubmissionCreate
         )
     if assignment.due_at is not None and utcnow() > assignment.due_at:
         raise ApiError(422, "past_due", "the due date of this assignment has passed")
-    previous = Submission.objects(
-        assignment_id=assignment.id, user_id=user.id, status__ne="error"
-    ).count()
-    if assignment.max_attempts is not None and previous >= assignment.max_attempts:
-        raise ApiError(
-            409,
-            "attempts_exhausted",
-            f"all {assignment.max_attempts} attempts are used",
-            {"max_attempts": assignment.max_attempts},
-        )
-    return previous + 1
 
 
 @bp.post("/assignments/<assignment_id>/submissions")
@@ -66,7 +56,8 @@ def _check_can_submit(user: User, assignment: Assignment, body: SubmissionCreate
 def create_submission(assignment_id: str):
     assignment = visible_assignment_or_404(g.user, assignment_id)
     body = parse_body(SubmissionCreateBody)
-    attempt = _check_can_submit(g.user, assignment, body)
+    _check_can_submit(assignment, body)
+    attempt = reserve_attempt(assignment, g.user.id)
     submission = Submission(
         assignment_id=assignment.id,
         user_id=g.user.id,
@@ -81,6 +72,7 @@ def create_submission(assignment_id: str):
     except (RedisError, KombuError, OSError) as exc:
         log.error("could not queue submission %s: %s", submission.id, exc)
         discard_bundle(submission, services())
+        release_attempt(assignment.id, g.user.id)
         Submission.objects(id=submission.id, status="queued").update_one(
             set__status="error",
             set__verdict="internal_error",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
 import redis
+from bson import ObjectId
 from kombu.exceptions import OperationalError
 
+from webapp.attempts import reserve_attempt
+from webapp.errors import ApiError
 from webapp.models import Assignment, Submission, utcnow
 
 QUEUE = "queue:submissions"
@@ -311,3 +315,41 @@ def test_submission_stores_the_assignment_max_score(submit, student, instructor,
 
     assert body["max_score"] == 10
     assert Assignment.objects.get(id=ten["id"]).max_score == 10
+
+
+def test_parallel_reservations_cannot_pass_max_attempts(app, instructor, create_assignment):
+    """The check and the count are one atomic update: racing submissions get 2, not more."""
+    limited = create_assignment(instructor, max_attempts=2)
+    assignment = Assignment.objects(id=limited["id"]).first()
+    user_id = ObjectId()
+    outcomes: list[int | str] = []
+
+    def reserve() -> None:
+        try:
+            outcomes.append(reserve_attempt(assignment, user_id))
+        except ApiError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=reserve) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(o for o in outcomes if isinstance(o, int)) == [1, 2]
+    assert outcomes.count("attempts_exhausted") == 10
+
+
+def test_an_error_result_gives_the_attempt_back(
+    submit, student, instructor, create_assignment, internal_post
+):
+    limited = create_assignment(instructor, max_attempts=1)
+    first = submit(student, limited["id"]).get_json()["id"]
+    assert submit(student, limited["id"]).status_code == 409
+
+    platform_failure = {"status": "error", "verdict": "internal_error", "feedback": "runner lost"}
+    assert internal_post(first, "result", platform_failure).status_code == 200
+
+    again = submit(student, limited["id"])
+    assert again.status_code == 202
+    assert again.get_json()["attempt"] == 1
