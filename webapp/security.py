@@ -4,25 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+# Argon2id with OWASP's minimum (19 MiB, 2 passes, 1 lane), and at most two hashes at once
+# per process: eight concurrent logins at the library's default 64 MiB x 4 lanes would push
+# a 512 MiB backend pod past its limit, and anyone can send a login.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+_hashing_slots = threading.BoundedSemaphore(2)
 _JWT_ALGORITHM = "HS256"
 # Verified against when the e-mail is unknown, so login time does not reveal which accounts exist.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _hashing_slots:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        with _hashing_slots:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 
