@@ -62,7 +62,8 @@ def enqueue_grading(
     )
 
 
-def discard_bundle(submission: Submission, services: Services) -> None:
-    """Best effort: a bundle whose task was never sent should not wait out its TTL."""
+def discard_bundle(submission_id: object, services: Services) -> None:
+    """Best effort: a bundle nobody will read again (the result is stored, or the task was
+    never sent) should not hold Redis memory until its TTL."""
     with contextlib.suppress(RedisError):
-        services.redis.delete(BUNDLE_KEY.format(id=submission.id))
+        services.redis.delete(BUNDLE_KEY.format(id=submission_id))

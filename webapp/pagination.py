@@ -11,6 +11,7 @@ from webapp.errors import ApiError
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_OFFSET = 1_000_000  # MongoDB's skip takes a 64-bit integer; nobody pages this far
 
 
 def _non_negative_int(name: str, default: int) -> int:
@@ -27,5 +28,7 @@ def paginated(queryset: QuerySet, render: Any):
     offset = _non_negative_int("offset", 0)
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, "invalid_query", f"limit must be between 1 and {MAX_LIMIT}")
+    if offset > MAX_OFFSET:
+        raise ApiError(400, "invalid_query", f"offset must be at most {MAX_OFFSET}")
     items = [render(doc) for doc in queryset.skip(offset).limit(limit)]
     return jsonify({"items": items, "total": queryset.count(), "limit": limit, "offset": offset})

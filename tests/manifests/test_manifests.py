@@ -291,6 +291,7 @@ def test_backend_deployment(objects: list[Obj]) -> None:
     assert values["DB_NAME"] == "cloudemy"
     assert values["REDIS_URL"] == "redis://redis:6379"
     assert values["QUEUE_SUBMISSIONS"] == "queue:submissions"
+    assert values["RUNNER_LAUNCHER"] == "kubernetes"  # languages are checked for the runners
     assert values["CORS_ORIGINS"].split(",") == ["http://localhost:3000", "http://cloudemy.local"]
     assert values["PORT"] == "8000"
     assert _secret_ref(container, "INTERNAL_RESULT_TOKEN") == (

@@ -6,6 +6,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from webapp.auth import object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
+from webapp.extensions import services
+from webapp.grading import discard_bundle
 from webapp.lifecycle import StoreOutcome, mark_running, mark_scheduled, store_result
 from webapp.models import Submission
 from webapp.schemas import ResultBody, StatusBody
@@ -55,6 +57,8 @@ def post_result(submission_id: str):
             400, "invalid_body", f"score {result.score} is above the maximum of {max_score}"
         )
     outcome = store_result(oid, result)
+    if outcome is StoreOutcome.STORED:
+        discard_bundle(oid, services())
     if outcome is StoreOutcome.UNKNOWN:
         raise not_found("submission")
     if outcome is StoreOutcome.CONFLICT:

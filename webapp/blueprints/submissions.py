@@ -71,7 +71,7 @@ def create_submission(assignment_id: str):
         enqueue_grading(submission, assignment, services(), current_app.config["SETTINGS"])
     except (RedisError, KombuError, OSError) as exc:
         log.error("could not queue submission %s: %s", submission.id, exc)
-        discard_bundle(submission, services())
+        discard_bundle(submission.id, services())
         release_attempt(assignment.id, g.user.id)
         Submission.objects(id=submission.id, status="queued").update_one(
             set__status="error",

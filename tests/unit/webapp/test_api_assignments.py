@@ -346,7 +346,17 @@ def test_list_is_newest_first(client, student, five_assignments):
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=101", "limit=x", "limit=-1", "offset=-1", "offset=1.5", "limit="]
+    "query",
+    [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "limit=-1",
+        "offset=-1",
+        "offset=1.5",
+        "limit=",
+        "offset=99999999999999999999999",
+    ],
 )
 def test_bad_pagination_is_400(client, student, query):
     response = client.get(f"/api/assignments?{query}", headers=student.headers)

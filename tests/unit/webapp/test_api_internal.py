@@ -325,3 +325,13 @@ def test_a_result_larger_than_the_public_request_limit_is_accepted(
     response = internal_post(submission_id, "result", body)
 
     assert response.status_code == 200, response.get_json()
+
+
+def test_a_stored_result_frees_the_grading_bundle(
+    fake_redis, internal_post, result_body, submission_id
+):
+    assert fake_redis.exists(f"submission:{submission_id}")
+
+    assert internal_post(submission_id, "result", result_body()).status_code == 200
+
+    assert not fake_redis.exists(f"submission:{submission_id}")
