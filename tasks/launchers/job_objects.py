@@ -12,6 +12,7 @@ runner has no business with the Kubernetes API).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 
@@ -29,7 +30,17 @@ RUNNER_SELECTOR = f"{NAME_LABEL}=cloudemy,{COMPONENT_LABEL}=runner"
 
 TOKEN_KEY = "INTERNAL_RESULT_TOKEN"
 LLM_KEY = "LLM_API_KEY"
-RUNNER_USER = 10001  # the runner image's numeric USER, so runAsNonRoot can be verified
+RUNNER_UIDS = range(200_000, 1_000_000)
+
+
+def runner_uid(submission_id: str) -> int:
+    """A uid of the submission's own. Process limits (RLIMIT_NPROC) count per uid across a
+    whole node, so runners sharing the image's uid could starve each other of processes;
+    with one uid each, a fork-happy submission only meets its own limit."""
+    digest = int(hashlib.sha256(submission_id.encode()).hexdigest()[:12], 16)
+    return RUNNER_UIDS.start + digest % len(RUNNER_UIDS)
+
+
 SCRATCH_PATH = "/tmp"
 
 # A Job name is also the value of the pod label `job-name`: a DNS label of at most 63 chars.
@@ -68,6 +79,7 @@ def runner_job(
         raise ValueError(f"submission id {submission_id!r} cannot name a Kubernetes Job")
     name = f"runner-{submission_id}"
     labels = runner_labels(submission_id)
+    uid = runner_uid(submission_id)
     container_env = [_env_var(k, v) for k, v in env.items() if k not in (TOKEN_KEY, LLM_KEY)]
     container_env += [
         _env_var("RUNNER_REQUIRE_ISOLATION", "strict"),
@@ -85,8 +97,8 @@ def runner_job(
         ),
         security_context=client.V1SecurityContext(
             run_as_non_root=True,
-            run_as_user=RUNNER_USER,
-            run_as_group=RUNNER_USER,
+            run_as_user=uid,
+            run_as_group=uid,
             allow_privilege_escalation=False,
             privileged=False,
             read_only_root_filesystem=True,
@@ -102,8 +114,8 @@ def runner_job(
         termination_grace_period_seconds=10,
         security_context=client.V1PodSecurityContext(
             run_as_non_root=True,
-            run_as_user=RUNNER_USER,
-            run_as_group=RUNNER_USER,
+            run_as_user=uid,
+            run_as_group=uid,
             seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault"),
         ),
         containers=[container],

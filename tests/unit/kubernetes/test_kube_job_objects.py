@@ -20,9 +20,11 @@ from tasks.launchers.deadline import (
 )
 from tasks.launchers.job_objects import (
     RUNNER_SELECTOR,
+    RUNNER_UIDS,
     finished_condition,
     runner_job,
     runner_token_secret,
+    runner_uid,
 )
 from webapp.config import Settings
 from webapp.security import result_token_for
@@ -107,7 +109,9 @@ def test_the_pod_meets_the_restricted_security_profile() -> None:
 
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 10001
+    uid = runner_uid(SUBMISSION_ID)
+    assert pod["securityContext"]["runAsUser"] == uid
+    assert uid in RUNNER_UIDS and uid != runner_uid("65a0000000000000000000ab")
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert context["runAsNonRoot"] is True
     assert context["allowPrivilegeEscalation"] is False
