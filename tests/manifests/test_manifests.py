@@ -679,7 +679,10 @@ def _final_stage(path: Path) -> list[tuple[str, str]]:
     ("dockerfile", "last"),
     [
         ("Dockerfile", ("CMD", '["cloudemy", "serve"]')),
-        ("runner_image/Dockerfile", ("ENTRYPOINT", '["python", "-m", "runner_image"]')),
+        (
+            "runner_image/Dockerfile",
+            ("ENTRYPOINT", '["/usr/bin/tini", "--", "python", "-m", "runner_image"]'),
+        ),
     ],
 )
 def test_dockerfile_runs_as_non_root(dockerfile: str, last: tuple[str, str]) -> None:
