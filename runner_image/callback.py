@@ -67,6 +67,10 @@ class InternalApiClient:
     def post_result(self, submission_id: str, result: dict[str, Any]) -> dict[str, Any]:
         return self._post(f"/submissions/{submission_id}/result", result)
 
+    def sweep(self) -> dict[str, Any]:
+        """Ask the backend to move on what the pipeline dropped (see webapp.sweeper)."""
+        return self._post("/sweep", {})
+
     def close(self) -> None:
         self.session.close()
 

@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 import urllib3
@@ -34,7 +35,7 @@ from tasks.celery_app import celery_app
 from tasks.launchers.job_objects import RUNNER_SELECTOR, SUBMISSION_LABEL, finished_condition
 from tasks.launchers.kubernetes import kube_api_client
 from webapp.config import Settings
-from webapp.security import result_token_for
+from webapp.security import SWEEP_TOKEN_SCOPE, result_token_for
 
 log = logging.getLogger(__name__)
 
@@ -171,16 +172,35 @@ class Reconciler:
             log.warning("cannot remember that %s was reconciled: %s", job.metadata.name, exc)
 
 
+def sweep_backend(settings: Settings) -> dict[str, Any]:
+    """The backend's own pass over MongoDB: re-send what a broker lost, end what is overdue."""
+    token = result_token_for(settings.internal_result_token, SWEEP_TOKEN_SCOPE)
+    backend = InternalApiClient(settings.backend_internal_url, token, retries=2)
+    try:
+        report = backend.sweep()
+    finally:
+        backend.close()
+    if any(report.values()):
+        log.info("backend sweep: %s", report)
+    return report
+
+
 def run_forever(settings: Settings, interval: float, stop: threading.Event) -> None:
-    """`cloudemy reconcile`: a pass every `interval` seconds until `stop` is set; a pass that
-    fails (API server or backend away) is logged and the next one tries again."""
-    reconciler = Reconciler(settings)
-    log.info("reconciling runner Jobs in %r every %.0f s", settings.k8s_namespace, interval)
+    """`cloudemy reconcile`: a pass every `interval` seconds until `stop` is set, over runner
+    Jobs (Kubernetes only) and then the backend's sweep; a pass that fails (API server or
+    backend away) is logged and the next one tries again."""
+    reconciler = Reconciler(settings) if settings.runner_launcher == "kubernetes" else None
+    log.info("reconciling every %.0f s (runner Jobs: %s)", interval, reconciler is not None)
     while not stop.is_set():
         try:
-            reconciler.run_once()
+            if reconciler is not None:
+                reconciler.run_once()
         except (ApiException, urllib3.exceptions.HTTPError, redis.RedisError) as exc:
             log.warning("reconcile pass failed: %s", exc)
+        try:
+            sweep_backend(settings)
+        except CallbackError as exc:
+            log.warning("backend sweep failed: %s", exc)
         stop.wait(interval)
 
 

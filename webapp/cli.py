@@ -66,13 +66,15 @@ def worker(concurrency: int, loglevel: str) -> None:
 )
 @click.option("--once", is_flag=True, help="One pass, then exit (for a CronJob or a shell).")
 def reconcile(interval: float, once: bool) -> None:
-    """End the submissions of failed or timed-out runner Jobs in error (Kubernetes only)."""
+    """End in error the submissions of failed or timed-out runner Jobs (Kubernetes), and
+    have the backend re-send lost tasks and end overdue submissions (every launcher)."""
     import logging
     import signal
     import threading
 
+    from runner_image.callback import CallbackError
     from tasks.launchers import LaunchError
-    from tasks.reconcile import Reconciler, run_forever
+    from tasks.reconcile import Reconciler, run_forever, sweep_backend
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -80,12 +82,20 @@ def reconcile(interval: float, once: bool) -> None:
     settings = Settings.from_env()
     try:
         if once:
-            outcome = Reconciler(settings).run_once()
-            click.echo(
-                f"reported {len(outcome.reported)}, already final {len(outcome.already_final)}, "
-                f"not reported {len(outcome.not_reported)}"
-            )
-            sys.exit(1 if outcome.not_reported else 0)
+            failed = False
+            if settings.runner_launcher == "kubernetes":
+                outcome = Reconciler(settings).run_once()
+                click.echo(
+                    f"reported {len(outcome.reported)}, already final "
+                    f"{len(outcome.already_final)}, not reported {len(outcome.not_reported)}"
+                )
+                failed = bool(outcome.not_reported)
+            try:
+                click.echo(f"backend sweep: {sweep_backend(settings)}")
+            except CallbackError as exc:
+                click.echo(f"backend sweep failed: {exc}", err=True)
+                failed = True
+            sys.exit(1 if failed else 0)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -57,6 +57,10 @@ def enqueue_grading(
         json.dumps(build_bundle(submission, assignment)),
         ex=settings.bundle_ttl_seconds,
     )
+    send_grading_task(submission, services, settings)
+
+
+def send_grading_task(submission: Submission, services: Services, settings: Settings) -> None:
     services.celery.send_task(
         SCHEDULE_TASK, args=[str(submission.id)], queue=settings.queue_submissions
     )

@@ -99,13 +99,18 @@ class Submission(me.Document):
     job_name = me.StringField(null=True)
     result_digest = me.StringField(null=True)
     created_at = me.DateTimeField(default=utcnow)
+    enqueued_at = me.DateTimeField(default=utcnow)  # last time its task was sent
     scheduled_at = me.DateTimeField(null=True)
     started_at = me.DateTimeField(null=True)
     finished_at = me.DateTimeField(null=True)
 
     meta = {
         "collection": "submissions",
-        "indexes": [("assignment_id", "user_id"), ("user_id", "-created_at"), "status"],
+        "indexes": [
+            ("assignment_id", "user_id"),
+            ("user_id", "-created_at"),
+            ("status", "enqueued_at"),
+        ],
     }
 
 

@@ -51,6 +51,10 @@ def user_id_from_access_token(token: str, secret: str) -> str | None:
     return claims["sub"] if claims.get("typ") == "access" else None
 
 
+# The token the reconciler shows for POST /internal/sweep: the same HMAC, scoped to that call.
+SWEEP_TOKEN_SCOPE = "sweep"
+
+
 def result_token_for(server_secret: str, submission_id: str) -> str:
     """The callback token for one submission: a leaked runner token can touch nothing else."""
     return hmac.new(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Blueprint, current_app, jsonify, request
 
 from webapp.auth import object_id_or_404
@@ -11,7 +13,8 @@ from webapp.grading import discard_bundle
 from webapp.lifecycle import StoreOutcome, mark_running, mark_scheduled, store_result
 from webapp.models import Submission
 from webapp.schemas import ResultBody, StatusBody
-from webapp.security import result_token_is_valid
+from webapp.security import SWEEP_TOKEN_SCOPE, result_token_is_valid
+from webapp.sweeper import sweep
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
 
@@ -64,3 +67,13 @@ def post_result(submission_id: str):
     if outcome is StoreOutcome.CONFLICT:
         raise ApiError(409, "result_conflict", "a different result is already stored")
     return jsonify({"stored": outcome is StoreOutcome.STORED})
+
+
+@bp.post("/sweep")
+def post_sweep():
+    """Run by the reconciler on every pass; the token is scoped to this one call."""
+    secret = current_app.config["SETTINGS"].internal_result_token
+    if not result_token_is_valid(secret, SWEEP_TOKEN_SCOPE, request.headers.get("X-Result-Token")):
+        raise ApiError(401, "invalid_token", "missing or invalid X-Result-Token")
+    report = sweep(current_app.config["SETTINGS"], services())
+    return jsonify(asdict(report))

@@ -39,6 +39,7 @@ def test_flower_with_basic_auth_listens_everywhere_and_passes_options_on(
 
 def test_reconcile_without_kubernetes_configuration_says_so(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.setenv("RUNNER_LAUNCHER", "kubernetes")
 
     result = CliRunner().invoke(main, ["reconcile", "--once"])
 

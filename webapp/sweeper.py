@@ -1,0 +1,59 @@
+"""Nothing lost: finds the submissions the pipeline dropped and moves them on. A submission
+still `queued` long after it was sent (a broker lost the task, the webapp died between
+saving and sending) is sent again; launching is idempotent, so a duplicate costs nothing.
+One `scheduled` or `running` past any runner's deadline ends in `error`. Triggered by
+POST /internal/sweep, which the reconciler calls on every pass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from mongoengine.queryset.visitor import Q
+
+from runner_image.bundle import BUNDLE_KEY
+from runner_image.callback import error_result
+from webapp.config import Settings
+from webapp.extensions import Services
+from webapp.grading import send_grading_task
+from webapp.lifecycle import store_result
+from webapp.models import Submission, utcnow
+from webapp.schemas import ResultBody
+
+REQUEUE_AFTER = timedelta(minutes=10)
+# Past the longest deadline a runner Job can have, plus time to start and report.
+OVERDUE_MARGIN = timedelta(minutes=10)
+
+
+@dataclass
+class SweepReport:
+    requeued: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)
+
+
+def sweep(settings: Settings, services: Services) -> SweepReport:
+    now = utcnow()
+    report = SweepReport()
+    for submission in Submission.objects(status="queued", enqueued_at__lt=now - REQUEUE_AFTER):
+        if services.redis.exists(BUNDLE_KEY.format(id=submission.id)):
+            claimed = Submission.objects(
+                id=submission.id, status="queued", enqueued_at=submission.enqueued_at
+            ).update_one(set__enqueued_at=now)
+            if claimed:  # another replica's sweep did not get there first
+                send_grading_task(submission, services, settings)
+                report.requeued.append(str(submission.id))
+        else:
+            reason = "its grading data expired before a runner picked it up"
+            store_result(submission.id, ResultBody(**error_result(reason)))
+            report.expired.append(str(submission.id))
+    cutoff = now - timedelta(seconds=settings.runner_max_deadline_seconds) - OVERDUE_MARGIN
+    late = Submission.objects(
+        Q(status__in=["scheduled", "running"])
+        & (Q(scheduled_at__lt=cutoff) | Q(scheduled_at=None, started_at__lt=cutoff))
+    )
+    for submission in late:
+        reason = "the grading did not finish in time"
+        store_result(submission.id, ResultBody(**error_result(reason)))
+        report.overdue.append(str(submission.id))
+    return report
