@@ -31,7 +31,9 @@ from runner_image.llm_prompt import (
     hidden_leak,
     kept_tags,
     parse_answer,
+    plain_markdown,
     response_format,
+    rubric_leak,
     rubric_weight,
     suggestible_tags,
 )
@@ -242,10 +244,15 @@ def _read_response(
         answer = parse_answer(message.content or "", with_rubric)
     except ValidationError as exc:
         return LlmReply(INVALID_OUTPUT, _schema_problem(exc), **accounting)
+    answer = answer.model_copy(update={"feedback": plain_markdown(answer.feedback)})
     leaked = hidden_leak(answer.feedback, bundle)
     if leaked is not None:
         log.warning("dropped LLM feedback quoting hidden test %r", leaked)
         return LlmReply(
             LEAK_FILTERED, "the LLM feedback quoted a hidden test and was dropped", **accounting
+        )
+    if rubric_leak(answer.feedback, bundle):
+        return LlmReply(
+            LEAK_FILTERED, "the LLM feedback quoted the rubric and was dropped", **accounting
         )
     return LlmReply(OK, None, answer, kept_tags(answer, tags), **accounting)

@@ -56,6 +56,7 @@ MAX_DETAILED_TESTS = 30
 # feedback unless it is also in something the student already sees.
 MIN_LEAK_CHARS = 3
 MIN_LEAK_LINE_CHARS = 6
+MIN_RUBRIC_QUOTE_CHARS = 40
 
 _TAG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
@@ -330,3 +331,22 @@ def hidden_leak(feedback: str, bundle: Bundle) -> str | None:
                 if re.search(rf"(?<!\w){re.escape(fragment)}(?!\w)", said):
                     return spec.name
     return None
+
+
+_HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+
+
+def plain_markdown(feedback: str) -> str:
+    """The model's markdown without raw HTML or images: text that a prompt injection steers
+    should not become markup or a tracking pixel in the student's or instructor's UI."""
+    return _IMAGE.sub("", _HTML_TAG.sub("", feedback))
+
+
+def rubric_leak(feedback: str, bundle: Bundle) -> bool:
+    """Whether the feedback quotes the rubric, which only the instructor sees."""
+    lines = (_squeezed(line) for line in str(bundle.feedback.get("rubric") or "").splitlines())
+    said = _squeezed(feedback)
+    # Only long lines count: feedback that echoes a short criterion ("use clear names") is
+    # the rubric working, not leaking.
+    return any(len(line) >= MIN_RUBRIC_QUOTE_CHARS and line in said for line in lines)

@@ -24,7 +24,9 @@ from runner_image.llm_prompt import (
     hidden_leak,
     kept_tags,
     parse_answer,
+    plain_markdown,
     response_format,
+    rubric_leak,
     rubric_weight,
     suggestible_tags,
 )
@@ -266,3 +268,19 @@ class TestHiddenLeak:
     def test_text_in_the_students_own_code_is_not_a_leak(self):
         bundle = make_bundle("if x == '777777': pass\n")
         assert hidden_leak("You compare with 777777.", bundle) is None
+
+
+class TestModelMarkupAndRubric:
+    def test_html_and_images_are_removed_from_model_feedback(self):
+        feedback = (
+            'Look at `small`.<img src="https://x.test/p.png"> ![px](https://x.test/t.gif)<b>!</b>'
+        )
+        assert plain_markdown(feedback) == "Look at `small`. !"
+
+    def test_quoting_the_rubric_is_a_leak_and_mentioning_it_is_not(self):
+        bundle = make_bundle(rubric="Award points only when the helper function is memoised.")
+        assert rubric_leak(
+            "Per the rubric: award points only when the helper function is memoised.", bundle
+        )
+        assert not rubric_leak("Consider caching results of the helper.", bundle)
+        assert not rubric_leak("anything at all", make_bundle())
