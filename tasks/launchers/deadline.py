@@ -26,6 +26,10 @@ def runner_deadline_seconds(
         n_tests = len(bundle.get("tests") or ())
     except (TypeError, ValueError):
         return minimum
+    return max(minimum, min(maximum, runner_seconds_needed(n_tests, time_limit_ms)))
+
+
+def runner_seconds_needed(n_tests: int, time_limit_ms: int) -> int:
+    """The worst case: a build, every test running to its wall limit, the LLM budget."""
     tests_ms = n_tests * (2 * max(time_limit_ms, 0) + 500)
-    needed = COMPILE_BUDGET_SECONDS + -(-tests_ms // 1000) + LLM_BUDGET_SECONDS + MARGIN_SECONDS
-    return max(minimum, min(maximum, needed))
+    return COMPILE_BUDGET_SECONDS + -(-tests_ms // 1000) + LLM_BUDGET_SECONDS + MARGIN_SECONDS

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flask import Blueprint, current_app, g, jsonify
+from kubernetes.utils import parse_quantity
 from mongoengine.queryset.visitor import Q
 
 from runner_image.languages import LANGUAGES, language_problem
+from tasks.launchers.deadline import runner_seconds_needed
 from webapp.auth import login_required, object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.models import Assignment, FeedbackSettings, TestCase, User, utcnow
@@ -49,6 +51,36 @@ def _language_problem(language: str) -> str | None:
     return language_problem(language) if settings.runner_launcher == "local" else None
 
 
+MIB = 1024 * 1024
+RUNNER_OVERHEAD_MB = 256  # the runner process, a compiler, the JVM's non-heap memory
+
+
+def _check_fits_a_runner(assignment: Assignment) -> None:
+    """An assignment whose worst case cannot fit a runner (its pod's memory, the longest
+    deadline) would end every such submission in `error` (an uncounted attempt), so it is
+    refused up front."""
+    settings = current_app.config["SETTINGS"]
+    if settings.runner_launcher == "kubernetes":
+        pod_mb = int(parse_quantity(settings.runner_memory_limit) / MIB)
+        if assignment.memory_limit_mb + RUNNER_OVERHEAD_MB > pod_mb:
+            raise ApiError(
+                422,
+                "memory_limit_too_high",
+                f"memory_limit_mb {assignment.memory_limit_mb} does not fit a runner pod of "
+                f"{pod_mb} MiB (the runner itself needs {RUNNER_OVERHEAD_MB})",
+                {"max_memory_limit_mb": pod_mb - RUNNER_OVERHEAD_MB},
+            )
+    needed = runner_seconds_needed(len(assignment.tests), assignment.time_limit_ms)
+    if needed > settings.runner_max_deadline_seconds:
+        raise ApiError(
+            422,
+            "assignment_too_slow",
+            f"{len(assignment.tests)} tests at {assignment.time_limit_ms} ms may need {needed} s "
+            f"to grade; a runner may take at most {settings.runner_max_deadline_seconds} s",
+            {"needed_seconds": needed, "limit_seconds": settings.runner_max_deadline_seconds},
+        )
+
+
 def _check_language(language: str, tests: Sequence[TestCaseBody | TestCase] | None) -> None:
     problem = _language_problem(language)
     if problem:
@@ -77,6 +109,7 @@ def create_assignment():
         tests=_test_cases(body.tests),
         feedback=_feedback(body.feedback),
     )
+    _check_fits_a_runner(assignment)
     assignment.save()
     return jsonify(assignment_json(assignment, is_owner=True)), 201
 
@@ -118,5 +151,6 @@ def patch_assignment(assignment_id: str):
     for name, value in changes.items():
         setattr(assignment, name, value)
     assignment.updated_at = utcnow()
+    _check_fits_a_runner(assignment)
     assignment.save()
     return jsonify(assignment_json(assignment, is_owner=True))

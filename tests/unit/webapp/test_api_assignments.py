@@ -413,3 +413,34 @@ def test_languages_are_checked_where_the_runners_run(app, client, instructor, as
     assert accepted.status_code == 201
     assert missing.status_code == 422
     assert "not installed" in missing.get_json()["error"]["message"]
+
+
+def test_an_assignment_too_slow_for_any_runner_is_refused(client, instructor, assignment_body):
+    slow = [{"name": f"t{i}", "stdin": "", "expected_stdout": ""} for i in range(200)]
+    response = client.post(
+        "/api/assignments",
+        json=assignment_body(tests=slow, time_limit_ms=60_000),
+        headers=instructor.headers,
+    )
+
+    assert response.status_code == 422
+    assert _error_code(response) == "assignment_too_slow"
+    assert Assignment.objects.count() == 0
+
+
+def test_a_memory_limit_larger_than_a_runner_pod_is_refused(
+    app, client, instructor, assignment_body
+):
+    app.config["SETTINGS"] = replace(
+        app.config["SETTINGS"], runner_launcher="kubernetes", runner_memory_limit="1Gi"
+    )
+    too_big = client.post(
+        "/api/assignments", json=assignment_body(memory_limit_mb=900), headers=instructor.headers
+    )
+    fits = client.post(
+        "/api/assignments", json=assignment_body(memory_limit_mb=512), headers=instructor.headers
+    )
+
+    assert too_big.status_code == 422
+    assert too_big.get_json()["error"]["details"] == {"max_memory_limit_mb": 768}
+    assert fits.status_code == 201
