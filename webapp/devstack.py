@@ -113,7 +113,8 @@ def stack_env(redis_url: str, port: int, extra: dict[str, str] | None = None) ->
     return env
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
+    """TERM, then KILL if it is still there after 15 s."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -187,7 +188,7 @@ def dev_stack(
             yield stack
         finally:
             for process in reversed(stack.processes):
-                _stop(process)
+                stop_process(process)
 
 
 @contextmanager

@@ -17,20 +17,11 @@ from tasks.celery_app import SCHEDULE_TASK, make_celery
 from tests.fake_internal_api import FakeInternalApi
 from tests.fake_kube_api import fake_kube_api
 from webapp.config import Settings
-from webapp.devstack import free_port, private_redis, wait_until
+from webapp.devstack import free_port, private_redis, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
 
 AUTH = ("admin", "flower-test-password")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 @pytest.fixture
@@ -79,7 +70,7 @@ def flower(tmp_path: Path) -> Iterator[tuple[str, str]]:
             yield url, redis_url
         finally:
             for process in processes:
-                _stop(process)
+                stop_process(process)
             log.close()
             backend.stop()
 
