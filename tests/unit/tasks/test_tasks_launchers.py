@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -183,14 +182,6 @@ def test_local_launch_with_redis_down_is_a_launch_error(monkeypatch, popen):
 
 def test_make_launcher_local(shared_redis):
     assert isinstance(make_launcher(_settings(runner_launcher="local")), LocalLauncher)
-
-
-def test_make_launcher_kubernetes_is_not_available_yet():
-    if importlib.util.find_spec("tasks.launchers.kubernetes") is not None:
-        pytest.skip("a KubernetesLauncher exists now; its own tests cover it")
-
-    with pytest.raises(LaunchError, match="kubernetes"):
-        make_launcher(_settings(runner_launcher="kubernetes"))
 
 
 def test_make_launcher_unknown_is_a_launch_error():
