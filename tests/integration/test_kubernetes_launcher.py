@@ -20,7 +20,6 @@ from typing import Any
 
 import fakeredis
 import pytest
-import requests
 from kubernetes import client
 
 from runner_image.callback import InternalApiClient
@@ -30,9 +29,10 @@ from tasks.launchers.kubernetes import KubernetesLauncher
 from tasks.reconcile import Reconciler
 from tests.fake_internal_api import FakeInternalApi
 from tests.fake_kube_api import FakeKubeApi, fake_kube_api
+from tests.integration.conftest import register_student, signed_in
 from webapp.config import Settings
 from webapp.demo_data import DEMO_INSTRUCTOR
-from webapp.devstack import dev_stack, wait_until
+from webapp.devstack import DevStack, dev_stack, wait_until
 from webapp.security import result_token_for
 
 pytestmark = pytest.mark.integration
@@ -256,20 +256,11 @@ def test_reconcile_treats_a_final_submission_as_done(api, launcher) -> None:
 # --------------------------------------------------------------------------- real processes
 
 
-def _submit(api_url: str) -> str:
+def _submit(stack: DevStack) -> str:
     """As the demo instructor: an assignment; as a new student: a submission. Its id."""
-
-    def login(email: str, password: str) -> dict[str, str]:
-        response = requests.post(
-            f"{api_url}/api/auth/login", json={"email": email, "password": password}, timeout=15
-        )
-        assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-    instructor = login(DEMO_INSTRUCTOR["email"], DEMO_INSTRUCTOR["password"])
-    assignment = requests.post(
-        f"{api_url}/api/assignments",
-        headers=instructor,
+    instructor = signed_in(stack, DEMO_INSTRUCTOR["email"], DEMO_INSTRUCTOR["password"])
+    assignment = instructor.post(
+        "/api/assignments",
         json={
             "title": "Echo",
             "language": "python",
@@ -279,37 +270,19 @@ def _submit(api_url: str) -> str:
                 {"name": "b", "stdin": "2\n", "expected_stdout": "2\n", "hidden": True},
             ],
         },
-        timeout=15,
     )
     assert assignment.status_code == 201, assignment.text
-    email = f"k8s-{uuid.uuid4().hex[:8]}@example.org"
-    registered = requests.post(
-        f"{api_url}/api/auth/register",
-        json={"email": email, "password": "correct horse", "name": "K"},
-        timeout=15,
-    )
-    assert registered.status_code == 201, registered.text
-    student = login(email, "correct horse")
-    submitted = requests.post(
-        f"{api_url}/api/assignments/{assignment.json()['id']}/submissions",
-        headers=student,
+    submitted = register_student(stack).post(
+        f"/api/assignments/{assignment.json()['id']}/submissions",
         json={"code": "print(input())\n"},
-        timeout=15,
     )
     assert submitted.status_code == 202, submitted.text
     return submitted.json()["id"]
 
 
-def _submission(api_url: str, sid: str) -> dict[str, Any]:
-    response = requests.post(
-        f"{api_url}/api/auth/login",
-        json={"email": DEMO_INSTRUCTOR["email"], "password": DEMO_INSTRUCTOR["password"]},
-        timeout=15,
-    )
-    token = response.json()["access_token"]
-    answer = requests.get(
-        f"{api_url}/api/submissions/{sid}", headers={"Authorization": f"Bearer {token}"}, timeout=15
-    )
+def _submission(stack: DevStack, sid: str) -> dict[str, Any]:
+    instructor = signed_in(stack, DEMO_INSTRUCTOR["email"], DEMO_INSTRUCTOR["password"])
+    answer = instructor.get(f"/api/submissions/{sid}")
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -328,16 +301,14 @@ def test_delivered_twice_one_job_and_a_timed_out_job_ends_in_error(api, tmp_path
         "DB_NAME": "kubernetes",
     }
     with dev_stack(extra_env=extra_env, log_dir=tmp_path) as stack:
-        sid = _submit(stack.api_url)  # the first delivery
+        sid = _submit(stack)  # the first delivery
         producer = make_celery(Settings.from_env({"REDIS_URL": stack.redis_url}))
         producer.send_task(SCHEDULE_TASK, args=[sid], queue="queue:submissions")  # the second
         producer.close()
 
         # Each delivery ends its launch by creating (or finding) the Job's token Secret.
         wait_until(lambda: len(api.recorded("POST", "secrets")) >= 2, 30, "two launches")
-        wait_until(
-            lambda: _submission(stack.api_url, sid)["status"] == "scheduled", 15, "scheduled"
-        )
+        wait_until(lambda: _submission(stack, sid)["status"] == "scheduled", 15, "scheduled")
 
         name = f"runner-{sid}"
         assert list(api.stored("jobs", NAMESPACE)) == [name]
@@ -348,7 +319,7 @@ def test_delivered_twice_one_job_and_a_timed_out_job_ends_in_error(api, tmp_path
         assert job["spec"]["activeDeadlineSeconds"] == 149  # 40 + 2 x 4.5 + 60 + 40
         token = result_token_for(stack.env["INTERNAL_RESULT_TOKEN"], sid)
         assert _token_in_secret(api, name) == token
-        assert _submission(stack.api_url, sid)["job_name"] == name
+        assert _submission(stack, sid)["job_name"] == name
 
         api.fail_job(name, NAMESPACE)
         reconcile = subprocess.run(
@@ -361,7 +332,7 @@ def test_delivered_twice_one_job_and_a_timed_out_job_ends_in_error(api, tmp_path
         assert reconcile.returncode == 0, reconcile.stderr
         assert "reported 1" in reconcile.stdout
 
-        final = _submission(stack.api_url, sid)
+        final = _submission(stack, sid)
         assert final["status"] == "error"
         assert "did not finish within its deadline of 149 s" in final["feedback"]
         time.sleep(0.2)
