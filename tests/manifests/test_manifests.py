@@ -405,13 +405,18 @@ def test_scheduler_deployment(objects: list[Obj]) -> None:
         "LLM_MODEL": "gpt-4o-mini",
         "RUNNER_LLM_SECRET": "cloudemy-llm",
     }
+    _assert_scheduler_side_env(container)
+
+
+def _assert_scheduler_side_env(container: Obj) -> None:
+    """Jobs in the pod's own namespace, the callback secret, and no database or API signing
+    key: the scheduler side never needs them."""
     env = _env(container)
     assert env["K8S_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert _secret_ref(container, "INTERNAL_RESULT_TOKEN") == (
         "cloudemy-secrets",
         "INTERNAL_RESULT_TOKEN",
     )
-    # The scheduler needs no database and no API signing key.
     assert not {"MONGO_URI", "SECRET_KEY", "LLM_API_KEY"} & env.keys()
 
 
@@ -424,13 +429,7 @@ def test_reconciler_beside_the_scheduler(objects: list[Obj]) -> None:
     assert values["BACKEND_INTERNAL_URL"] == "http://backend:8000/internal"
     assert values["RUNNER_LAUNCHER"] == "kubernetes"
     assert int(values["RECONCILE_INTERVAL_SECONDS"]) > 0
-    env = _env(container)
-    assert env["K8S_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    assert _secret_ref(container, "INTERNAL_RESULT_TOKEN") == (
-        "cloudemy-secrets",
-        "INTERNAL_RESULT_TOKEN",
-    )
-    assert not {"MONGO_URI", "SECRET_KEY", "LLM_API_KEY"} & env.keys()
+    _assert_scheduler_side_env(container)
 
 
 def test_scheduler_role_and_binding(objects: list[Obj]) -> None:
