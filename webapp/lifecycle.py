@@ -20,7 +20,6 @@ class StoreOutcome(Enum):
     STORED = "stored"
     REPEATED = "repeated"
     CONFLICT = "conflict"
-    UNKNOWN = "unknown"
 
 
 def result_digest(result: ResultBody) -> str:
@@ -52,16 +51,14 @@ def mark_running(submission_id: ObjectId) -> bool:
     )
 
 
-def store_result(submission_id: ObjectId, result: ResultBody) -> StoreOutcome:
-    submission = Submission.objects(id=submission_id).first()
-    if submission is None:
-        return StoreOutcome.UNKNOWN
+def store_result(submission: Submission, result: ResultBody) -> StoreOutcome:
+    """`submission` as last read; the update itself is conditional on the stored status."""
     digest = result_digest(result)
     finished = utcnow()
     metrics = dict(result.metrics)
     metrics["queue_wait_ms"] = _elapsed_ms(submission.created_at, submission.started_at)
     metrics["total_ms"] = _elapsed_ms(submission.created_at, finished)
-    updated = Submission.objects(id=submission_id, status__in=list(OPEN_STATUSES)).update_one(
+    updated = Submission.objects(id=submission.id, status__in=list(OPEN_STATUSES)).update_one(
         set__status=result.status,
         set__verdict=result.verdict,
         set__score=result.score,

@@ -27,20 +27,24 @@ def _allow_full_results() -> None:
     request.max_content_length = MAX_RESULT_BYTES
 
 
-def _authorised_submission_id(submission_id: str):
-    """Check the token before anything else, so an unknown id reveals nothing without one."""
+def _require_token(scope: str) -> None:
     secret = current_app.config["SETTINGS"].internal_result_token
-    if not result_token_is_valid(secret, submission_id, request.headers.get("X-Result-Token")):
+    if not result_token_is_valid(secret, scope, request.headers.get("X-Result-Token")):
         raise ApiError(401, "invalid_token", "missing or invalid X-Result-Token")
-    oid = object_id_or_404(submission_id, "submission")
-    if not Submission.objects(id=oid).only("id").first():
+
+
+def _authorised_submission(submission_id: str) -> Submission:
+    """Check the token before anything else, so an unknown id reveals nothing without one."""
+    _require_token(submission_id)
+    submission = Submission.objects(id=object_id_or_404(submission_id, "submission")).first()
+    if submission is None:
         raise not_found("submission")
-    return oid
+    return submission
 
 
 @bp.post("/submissions/<submission_id>/status")
 def post_status(submission_id: str):
-    oid = _authorised_submission_id(submission_id)
+    oid = _authorised_submission(submission_id).id
     body = parse_body(StatusBody)
     if body.status == "scheduled":
         changed = mark_scheduled(oid, body.job_name)
@@ -52,18 +56,17 @@ def post_status(submission_id: str):
 
 @bp.post("/submissions/<submission_id>/result")
 def post_result(submission_id: str):
-    oid = _authorised_submission_id(submission_id)
+    submission = _authorised_submission(submission_id)
     result = parse_body(ResultBody)
-    max_score = Submission.objects(id=oid).only("max_score").first().max_score
-    if result.score is not None and result.score > max_score + 1e-9:
+    if result.score is not None and result.score > submission.max_score + 1e-9:
         raise ApiError(
-            400, "invalid_body", f"score {result.score} is above the maximum of {max_score}"
+            400,
+            "invalid_body",
+            f"score {result.score} is above the maximum of {submission.max_score}",
         )
-    outcome = store_result(oid, result)
+    outcome = store_result(submission, result)
     if outcome is StoreOutcome.STORED:
-        discard_bundle(oid, services())
-    if outcome is StoreOutcome.UNKNOWN:
-        raise not_found("submission")
+        discard_bundle(submission.id, services())
     if outcome is StoreOutcome.CONFLICT:
         raise ApiError(409, "result_conflict", "a different result is already stored")
     return jsonify({"stored": outcome is StoreOutcome.STORED})
@@ -72,8 +75,6 @@ def post_result(submission_id: str):
 @bp.post("/sweep")
 def post_sweep():
     """Run by the reconciler on every pass; the token is scoped to this one call."""
-    secret = current_app.config["SETTINGS"].internal_result_token
-    if not result_token_is_valid(secret, SWEEP_TOKEN_SCOPE, request.headers.get("X-Result-Token")):
-        raise ApiError(401, "invalid_token", "missing or invalid X-Result-Token")
+    _require_token(SWEEP_TOKEN_SCOPE)
     report = sweep(current_app.config["SETTINGS"], services())
     return jsonify(asdict(report))
