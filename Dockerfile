@@ -22,10 +22,12 @@ WORKDIR /src
 COPY . .
 RUN pip install --upgrade pip setuptools wheel \
     && pip install .
-# Smoke test from outside the source tree: the console script works, and the
-# top-level celeryconfig module (read by the Celery app) was installed with the
-# package (setup.cfg: py_modules = celeryconfig), not just left in /src.
-RUN cd / && cloudemy --help >/dev/null && python -c "import celeryconfig"
+# Smoke test from outside the source tree: the console script works, the top-level
+# celeryconfig module (read by the worker's Celery app) was installed with the package
+# (setup.cfg: py_modules = celeryconfig), and the dev tooling was left out.
+RUN cd / && cloudemy --help >/dev/null \
+    && python -c "import importlib.util as u; assert u.find_spec('celeryconfig')" \
+    && python -c "import importlib.util as u; assert not u.find_spec('cloudemy_dev')"
 
 # ---- runtime: the virtualenv only, no source tree, no compilers, non-root -------------
 FROM python:3.11-slim-bookworm

@@ -15,14 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from runner_image.bundle import Bundle, TestSpec
-from runner_image.grader import grade
-from runner_image.isolation import probe_isolation
-from runner_image.languages import SANDBOX_PATH
+from runner_image.contract import Bundle, TestCase, Verdict
+from runner_image.grading.grader import grade
+from runner_image.sandbox.isolation import probe_isolation
+from runner_image.sandbox.languages import SANDBOX_PATH
 
 SOLUTION = "import sys\nprint(sum(int(x) for x in sys.stdin.read().split()[1:]))\n"
 TESTS = tuple(
-    TestSpec(
+    TestCase(
         name=f"t{i}",
         stdin=f"{i + 1}\n" + " ".join(str(n) for n in range(i + 1)) + "\n",
         expected_stdout=f"{sum(range(i + 1))}\n",
@@ -54,7 +54,7 @@ def graded_run() -> float:
         Bundle(submission_id="bench", language="python", code=SOLUTION, tests=TESTS), isolation
     )
     elapsed = time.perf_counter() - started
-    assert judgement.verdict == "accepted", judgement
+    assert judgement.verdict == Verdict.ACCEPTED, judgement
     return elapsed
 
 

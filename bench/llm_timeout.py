@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner_image.bundle import Bundle, TestSpec
-from runner_image.config import RunnerSettings
-from runner_image.grader import grade
-from runner_image.isolation import probe_isolation
-from runner_image.llm import call_budget
-from runner_image.review import review
+from runner_image.contract import Bundle, TestCase
+from runner_image.grading.grader import grade
+from runner_image.review.llm import call_budget
+from runner_image.review.reviewer import review
+from runner_image.sandbox.isolation import probe_isolation
+from runner_image.settings import RunnerSettings
 from tests.llm_fake_server import (
     Behaviour,
     Completion,
@@ -38,9 +38,9 @@ from tests.llm_fake_server import (
 
 CODE = "a, b = map(int, input().split())\nprint(abs(a) + abs(b))\n"
 TESTS = (
-    TestSpec("small", "1 2\n", "3\n"),
-    TestSpec("negative", "-5 2\n", "-3\n"),
-    TestSpec("hidden big", "123456 654321\n", "777777\n", hidden=True),
+    TestCase(name="small", stdin="1 2\n", expected_stdout="3\n"),
+    TestCase(name="negative", stdin="-5 2\n", expected_stdout="-3\n"),
+    TestCase(name="hidden big", stdin="123456 654321\n", expected_stdout="777777\n", hidden=True),
 )
 ANSWER = {"feedback": "`negative` fails: `abs()` drops the sign.", "fail_tags": ["edge_case"]}
 
@@ -52,11 +52,13 @@ def unused_port() -> int:
 
 
 def settings(base_url: str | None, key: str | None, timeout: float, retries: int):
-    return RunnerSettings(
+    """Only what is given here: nothing is read from this shell's environment."""
+    return RunnerSettings.from_env(
+        {},
         submission_id="bench",
         redis_url="redis://127.0.0.1:1/0",
         backend_internal_url="http://127.0.0.1:1/internal",
-        result_token="bench",
+        internal_result_token="bench",
         llm_api_key=key,
         llm_base_url=base_url,
         llm_timeout_seconds=timeout,
@@ -107,8 +109,8 @@ def main() -> None:
                 t0 = time.monotonic()
                 result = review(bundle, judgement, settings(url, key, args.timeout, args.retries))
                 times.append(time.monotonic() - t0)
-                status = result["metrics"]["llm"]
-                assert result["score"] == judgement.score
+                status = result.metrics["llm"]
+                assert result.score == judgement.score
             worst = max(times)
             print(
                 f"{name:38} {status:16} {statistics.median(times):9.2f} {worst:7.2f}  "

@@ -6,11 +6,20 @@ import ctypes
 import logging
 import sys
 
-from runner_image.bundle import BundleMissing, load_bundle
-from runner_image.callback import CallbackError, InternalApiClient, error_result
-from runner_image.config import RunnerConfigError, RunnerSettings
-from runner_image.grader import grade
-from runner_image.isolation import IsolationUnavailable, probe_isolation, require_level
+import redis
+
+from runner_image.contract import (
+    Bundle,
+    BundleMissing,
+    CallbackError,
+    InternalApiClient,
+    Result,
+    Status,
+    bundle_key,
+)
+from runner_image.grading.grader import grade
+from runner_image.sandbox.isolation import IsolationUnavailable, probe_isolation, require_level
+from runner_image.settings import ConfigError, RunnerSettings
 
 log = logging.getLogger("runner")
 
@@ -24,55 +33,76 @@ def make_non_dumpable() -> None:
         log.warning("could not clear the dumpable flag (errno %d)", ctypes.get_errno())
 
 
-def build_result(settings: RunnerSettings) -> dict:
-    bundle = load_bundle(settings.redis_url, settings.submission_id)
+def load_bundle(client: redis.Redis, submission_id: str) -> Bundle:
+    raw = client.get(bundle_key(submission_id))
+    if raw is None:
+        raise BundleMissing(f"no grading bundle for submission {submission_id} in Redis")
+    return Bundle.model_validate_json(raw)
+
+
+def build_result(settings: RunnerSettings, bundle: Bundle) -> Result:
     isolation = probe_isolation()
     try:
-        require_level(isolation, settings.require_isolation)
+        require_level(isolation, settings.runner_require_isolation)
     except IsolationUnavailable as exc:
         log.error("%s", exc)
-        result = error_result(f"the grading machine is not isolated enough ({exc})")
-        result["metrics"]["isolation"] = isolation.layers
+        result = Result.error(f"the grading machine is not isolated enough ({exc})")
+        result.metrics["isolation"] = isolation.layers
         return result
     judgement = grade(bundle, isolation)
     judgement.metrics["isolation"] = isolation.layers
     judgement.metrics["isolation_level"] = isolation.level
     # Imported only now: a forked child's peak memory (ru_maxrss) includes the runner's own
     # pages, so the runner stays small while it runs submissions; the LLM stack is large.
-    from runner_image.review import review
+    from runner_image.review.reviewer import review
 
     return review(bundle, judgement, settings)
+
+
+def _grade_submission(settings: RunnerSettings) -> Result:
+    """Never raises: whatever goes wrong becomes an error result the backend can store."""
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    try:
+        bundle = load_bundle(client, settings.submission_id)
+    except BundleMissing as exc:
+        log.error("%s", exc)
+        return Result.error("its grading data expired before a runner picked it up")
+    except Exception:
+        log.exception("cannot load the bundle of submission %s", settings.submission_id)
+        return Result.error("its grading data could not be read")
+    finally:
+        client.close()
+    try:
+        return build_result(settings, bundle)
+    except Exception:
+        log.exception("grading submission %s failed", settings.submission_id)
+        return Result.error("the grader failed unexpectedly")
 
 
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
     make_non_dumpable()
     try:
-        settings = RunnerSettings.from_env()
-    except RunnerConfigError as exc:
+        settings = RunnerSettings.take_from_environment()
+    except ConfigError as exc:
         log.error("%s", exc)
         return 2
     client = InternalApiClient(
-        settings.backend_internal_url, settings.result_token, retries=settings.result_retries
+        settings.backend_internal_url,
+        settings.internal_result_token.get_secret_value(),
+        retries=settings.result_post_retries,
     )
     submission_id = settings.submission_id
     try:
-        client.post_status(submission_id, "running")
-        try:
-            result = build_result(settings)
-        except BundleMissing as exc:
-            log.error("%s", exc)
-            result = error_result("its grading data expired before a runner picked it up")
-        except Exception:
-            log.exception("grading submission %s failed", submission_id)
-            result = error_result("the grader failed unexpectedly")
+        client.post_status(submission_id, Status.RUNNING)
+        result = _grade_submission(settings)
         client.post_result(submission_id, result)
     except CallbackError as exc:
         log.error("could not report submission %s: %s", submission_id, exc)
         return 1
     finally:
         client.close()
-    log.info("submission %s reported: %s", submission_id, result["status"])
+    log.info("submission %s reported: %s", submission_id, result.status)
     return 0
 
 

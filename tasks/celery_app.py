@@ -1,22 +1,45 @@
-"""The Celery application: the webapp produces on it, the scheduler worker consumes it."""
+"""The Celery configuration both sides share: the webapp produces on it, the scheduler worker
+(tasks.worker) consumes it. Late acks plus reject-on-worker-lost mean a task is only gone
+from the broker once a launch really happened; prefetch 1 keeps one worker from hoarding a
+burst of submissions."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
-from webapp.config import Settings
+from tasks.settings import BrokerSettings
 
 SCHEDULE_TASK = "tasks.schedule_submission"
+RECONCILE_TASK = "tasks.reconcile"
+
+POLICY: dict[str, Any] = {
+    "broker_connection_retry_on_startup": True,
+    "broker_transport_options": {"visibility_timeout": 3600},
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "task_ignore_result": True,
+    "task_serializer": "json",
+    "accept_content": ["json"],
+    "worker_prefetch_multiplier": 1,
+    "worker_send_task_events": True,
+    "task_send_sent_event": True,
+    "timezone": "UTC",
+}
 
 
-def make_celery(settings: Settings) -> Celery:
+def celery_config(settings: BrokerSettings) -> dict[str, Any]:
+    return {
+        **POLICY,
+        "broker_url": settings.redis_url,
+        "task_default_queue": settings.queue_submissions,
+        "task_routes": {SCHEDULE_TASK: {"queue": settings.queue_submissions}},
+    }
+
+
+def make_celery(settings: BrokerSettings) -> Celery:
+    """A Celery app on the configured broker: the webapp's producer, Flower's client."""
     app = Celery("cloudemy", set_as_current=False)
-    app.config_from_object("celeryconfig")
-    app.conf.broker_url = settings.redis_url
-    app.conf.task_default_queue = settings.queue_submissions
-    app.conf.task_routes = {SCHEDULE_TASK: {"queue": settings.queue_submissions}}
+    app.conf.update(celery_config(settings))
     return app
-
-
-celery_app = make_celery(Settings.from_env())
-celery_app.conf.include = ["tasks.scheduler", "tasks.reconcile"]

@@ -30,16 +30,21 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from runner_image.callback import CallbackError, InternalApiClient, error_result
-from tasks.celery_app import celery_app
+from runner_image.contract import (
+    CallbackError,
+    InternalApiClient,
+    Result,
+    submission_token,
+    sweep_token,
+)
+from tasks.celery_app import RECONCILE_TASK
 from tasks.launchers.job_objects import RUNNER_SELECTOR, SUBMISSION_LABEL, finished_condition
 from tasks.launchers.kubernetes import kube_api_client
-from webapp.config import Settings
-from webapp.security import SWEEP_TOKEN_SCOPE, result_token_for
+from tasks.settings import LauncherKind, SchedulerSettings
+from tasks.worker import celery_app, worker_settings
 
 log = logging.getLogger(__name__)
 
-RECONCILE_TASK = "tasks.reconcile"
 REPORTED_KEY = "reconciled:{uid}"
 
 BackendFactory = Callable[[str], InternalApiClient]
@@ -87,7 +92,7 @@ class Reconciliation:
 class Reconciler:
     def __init__(
         self,
-        settings: Settings,
+        settings: SchedulerSettings,
         api_client: client.ApiClient | None = None,
         redis_client: redis.Redis | None = None,
         backend: BackendFactory | None = None,
@@ -102,7 +107,9 @@ class Reconciler:
         self.backend = backend or self._backend
 
     def _backend(self, submission_id: str) -> InternalApiClient:
-        token = result_token_for(self.settings.internal_result_token, submission_id)
+        token = submission_token(
+            self.settings.internal_result_token.get_secret_value(), submission_id
+        )
         return InternalApiClient(self.settings.backend_internal_url, token, retries=2)
 
     def run_once(self) -> Reconciliation:
@@ -145,7 +152,7 @@ class Reconciler:
     def _report(self, submission_id: str, reason: str) -> str:
         backend = self.backend(submission_id)
         try:
-            answer = backend.post_result(submission_id, error_result(reason))
+            answer = backend.post_result(submission_id, Result.error(reason))
         except CallbackError as exc:
             if exc.status_code in (404, 409):
                 return "already_final"
@@ -172,9 +179,9 @@ class Reconciler:
             log.warning("cannot remember that %s was reconciled: %s", job.metadata.name, exc)
 
 
-def sweep_backend(settings: Settings) -> dict[str, Any]:
+def sweep_backend(settings: SchedulerSettings) -> dict[str, Any]:
     """The backend's own pass over MongoDB: re-send what a broker lost, end what is overdue."""
-    token = result_token_for(settings.internal_result_token, SWEEP_TOKEN_SCOPE)
+    token = sweep_token(settings.internal_result_token.get_secret_value())
     backend = InternalApiClient(settings.backend_internal_url, token, retries=2)
     try:
         report = backend.sweep()
@@ -185,11 +192,12 @@ def sweep_backend(settings: Settings) -> dict[str, Any]:
     return report
 
 
-def run_forever(settings: Settings, interval: float, stop: threading.Event) -> None:
+def run_forever(settings: SchedulerSettings, interval: float, stop: threading.Event) -> None:
     """`cloudemy reconcile`: a pass every `interval` seconds until `stop` is set, over runner
     Jobs (Kubernetes only) and then the backend's sweep; a pass that fails (API server or
     backend away) is logged and the next one tries again."""
-    reconciler = Reconciler(settings) if settings.runner_launcher == "kubernetes" else None
+    kubernetes = settings.runner_launcher == LauncherKind.KUBERNETES
+    reconciler = Reconciler(settings) if kubernetes else None
     log.info("reconciling every %.0f s (runner Jobs: %s)", interval, reconciler is not None)
     while not stop.is_set():
         try:
@@ -207,7 +215,7 @@ def run_forever(settings: Settings, interval: float, stop: threading.Event) -> N
 @celery_app.task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile() -> dict[str, list[str]]:
     """One pass on the scheduler worker, on demand (no beat needed)."""
-    outcome = Reconciler(Settings.from_env()).run_once()
+    outcome = Reconciler(worker_settings()).run_once()
     return {
         "reported": outcome.reported,
         "already_final": outcome.already_final,

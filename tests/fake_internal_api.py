@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from runner_image.contract import RESULT_TOKEN_HEADER
+
 
 @dataclass
 class FakeInternalApi:
@@ -25,7 +27,7 @@ class FakeInternalApi:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 backend.posts.append(
-                    {"path": self.path, "token": self.headers["X-Result-Token"], "body": body}
+                    {"path": self.path, "token": self.headers[RESULT_TOKEN_HEADER], "body": body}
                 )
                 status, answer = backend.answer
                 data = json.dumps(answer).encode()

@@ -1,6 +1,10 @@
 """Fixtures that run the real runner process (`python -m runner_image`) against a private
 Redis and a recording stand-in for the backend's internal API, so submissions meet exactly
-what production runs. Imported by the conftest of each suite that needs them."""
+what production runs. Imported by the conftest of each suite that needs them.
+
+Each run knows the sandbox uid its runner gave the submission's processes (a function of the
+runner's pid), so a check for leftover processes looks at that uid only, never at processes
+of other runners or test sessions on the same machine."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,10 +23,9 @@ from typing import Any
 import pytest
 import redis
 
-from runner_image.bundle import BUNDLE_KEY
-from webapp.devstack import private_redis
-
-SANDBOX_UIDS = range(100_000, 150_000)
+from cloudemy_dev.devstack import private_redis
+from runner_image.contract import Bundle, bundle_key
+from runner_image.sandbox.isolation import sandbox_uid
 
 
 @dataclass
@@ -73,18 +76,26 @@ class RunnerRun:
     secrets: tuple[str, ...]
     stderr: str
     returncode: int
+    runner_pid: int
+    # The uid the runner ran the submission as (when it could switch uids, i.e. as root).
+    sandbox_uid: int
 
     def verdicts(self) -> list[str]:
         return [t["verdict"] for t in self.result["tests"]]
 
+    def leftover_processes(self) -> list[int]:
+        """Processes of this run's submission still alive after its runner exited."""
+        return sandbox_processes([self.sandbox_uid])
 
-def sandbox_processes() -> list[int]:
-    """Processes still running under any sandbox uid."""
+
+def sandbox_processes(uids: Iterable[int]) -> list[int]:
+    """Processes still running under one of `uids` (sandbox uids of runs started here)."""
+    wanted = set(uids)
     alive = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid in SANDBOX_UIDS:
+                if entry.stat().st_uid in wanted:
                     alive.append(int(entry.name))
             except OSError:
                 continue
@@ -102,16 +113,22 @@ def run_submission(backend: RecordingBackend, redis_url: str):
         require_isolation: str = "strict",
     ) -> RunnerRun:
         submission_id = uuid.uuid4().hex[:24]
-        bundle = {
-            "submission_id": submission_id,
-            "language": language,
-            "code": code,
-            "tests": tests,
-            "time_limit_ms": time_limit_ms,
-            "memory_limit_mb": memory_limit_mb,
-            "max_score": 100,
-        }
-        redis.Redis.from_url(redis_url).set(BUNDLE_KEY.format(id=submission_id), json.dumps(bundle))
+        bundle = Bundle.model_validate(
+            {
+                "submission_id": submission_id,
+                "language": language,
+                "code": code,
+                "tests": tests,
+                "time_limit_ms": time_limit_ms,
+                "memory_limit_mb": memory_limit_mb,
+                "max_score": 100,
+            }
+        )
+        client = redis.Redis.from_url(redis_url)
+        try:
+            client.set(bundle_key(submission_id), bundle.model_dump_json())
+        finally:
+            client.close()
         token, key = secrets.token_hex(24), "sk-" + secrets.token_hex(24)
         env = {
             "PATH": os.environ["PATH"],
@@ -126,19 +143,27 @@ def run_submission(backend: RecordingBackend, redis_url: str):
             "LLM_BASE_URL": "http://127.0.0.1:9/v1",
             "LLM_MAX_RETRIES": "0",
         }
-        completed = subprocess.run(
+        # Popen rather than run: the runner's pid tells which sandbox uid it used.
+        runner = subprocess.Popen(
             [sys.executable, "-m", "runner_image"],
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=120,
-            check=False,
         )
+        try:
+            _, stderr = runner.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.communicate()
+            raise
         return RunnerRun(
             result=backend.result_for(submission_id),
             secrets=(token, key),
-            stderr=completed.stderr,
-            returncode=completed.returncode,
+            stderr=stderr,
+            returncode=runner.returncode,
+            runner_pid=runner.pid,
+            sandbox_uid=sandbox_uid(runner.pid),
         )
 
     return run

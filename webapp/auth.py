@@ -8,11 +8,12 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from flask import current_app, g, request
+from flask import g, request
 
 from webapp.errors import ApiError
 from webapp.models import User
 from webapp.security import user_id_from_access_token
+from webapp.services import app_settings
 
 
 def object_id_or_404(raw: str, what: str) -> ObjectId:
@@ -28,7 +29,9 @@ def _current_user() -> User:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "missing bearer token")
-    user_id = user_id_from_access_token(token.strip(), current_app.config["SETTINGS"].secret_key)
+    user_id = user_id_from_access_token(
+        token.strip(), app_settings().secret_key.get_secret_value()
+    )
     user = User.objects(id=user_id).first() if user_id and ObjectId.is_valid(user_id) else None
     if user is None:
         raise ApiError(401, "unauthorized", "invalid or expired token")

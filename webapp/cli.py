@@ -1,13 +1,31 @@
-"""The `cloudemy` command: serve, worker, reconcile, flower, dev, demo, create-user."""
+"""The `cloudemy` command: serve, worker, reconcile, flower, create-user, and the dev
+stack's dev and demo (which need the `dev` extra)."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
+import threading
+from typing import TypeVar
 
 import click
 
-from webapp.config import ConfigError, Settings
+from runner_image.settings import ConfigError
+from tasks.celery_app import make_celery
+from tasks.settings import BrokerSettings, LauncherKind, SchedulerSettings
+from webapp.settings import WebappSettings
+
+S = TypeVar("S", BrokerSettings, SchedulerSettings, WebappSettings)
+
+
+def _settings(kind: type[S]) -> S:
+    """The settings, or a one-line error naming every bad variable (exit code 1)."""
+    try:
+        return kind.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group()
@@ -25,11 +43,14 @@ def main() -> None:
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the REST API with gunicorn."""
     from webapp.server import serve as run_server
+    from webapp.services import require_real_mongo
 
+    settings = _settings(WebappSettings)
     try:
-        run_server(Settings.from_env(), f"{host}:{port}", workers, threads)
+        require_real_mongo(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    run_server(settings, f"{host}:{port}", workers, threads)
 
 
 @main.command()
@@ -37,9 +58,9 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int, loglevel: str) -> None:
     """Run the scheduler: a Celery worker on the submissions queue, task events on."""
-    from tasks.celery_app import celery_app
+    settings = _settings(SchedulerSettings)
+    from tasks.worker import celery_app
 
-    settings = Settings.from_env()
     celery_app.worker_main(
         [
             "worker",
@@ -60,30 +81,26 @@ def worker(concurrency: int, loglevel: str) -> None:
 @click.option(
     "--interval",
     type=float,
-    default=lambda: Settings.from_env().reconcile_interval_seconds,
+    default=None,
     show_default="RECONCILE_INTERVAL_SECONDS or 30",
     help="Seconds between two passes.",
 )
 @click.option("--once", is_flag=True, help="One pass, then exit (for a CronJob or a shell).")
-def reconcile(interval: float, once: bool) -> None:
+def reconcile(interval: float | None, once: bool) -> None:
     """End in error the submissions of failed or timed-out runner Jobs (Kubernetes), and
     have the backend re-send lost tasks and end overdue submissions (every launcher)."""
-    import logging
-    import signal
-    import threading
-
-    from runner_image.callback import CallbackError
+    from runner_image.contract import CallbackError
     from tasks.launchers import LaunchError
     from tasks.reconcile import Reconciler, run_forever, sweep_backend
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = Settings.from_env()
+    settings = _settings(SchedulerSettings)
     try:
         if once:
             failed = False
-            if settings.runner_launcher == "kubernetes":
+            if settings.runner_launcher == LauncherKind.KUBERNETES:
                 outcome = Reconciler(settings).run_once()
                 click.echo(
                     f"reported {len(outcome.reported)}, already final "
@@ -99,7 +116,7 @@ def reconcile(interval: float, once: bool) -> None:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        run_forever(settings, interval, stop)
+        run_forever(settings, interval or settings.reconcile_interval_seconds, stop)
     except LaunchError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -120,8 +137,9 @@ def reconcile(interval: float, once: bool) -> None:
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
 def flower(port: int, address: str | None, flower_args: tuple[str, ...]) -> None:
     """Run Flower against the configured broker (REDIS_URL). Flower reads FLOWER_* variables,
-    e.g. FLOWER_BASIC_AUTH=user:password; other Flower options pass through."""
-    from tasks.celery_app import celery_app
+    e.g. FLOWER_BASIC_AUTH=user:password; other Flower options pass through. It needs no
+    secret of the scheduler's: only the broker settings are read."""
+    celery_app = make_celery(_settings(BrokerSettings))
 
     if address is None:
         address = os.environ.get("FLOWER_ADDRESS") or (
@@ -145,33 +163,40 @@ def create_user(email: str, name: str, role: str, password: str) -> None:
 
     from webapp.blueprints.accounts import create_user as save_user
     from webapp.errors import ApiError
-    from webapp.extensions import connect_mongo
     from webapp.schemas import RegisterBody
+    from webapp.services import connect_mongo
 
+    settings = _settings(WebappSettings)
     try:
         body = RegisterBody(email=email, name=name, password=password)
-        connect_mongo(Settings.from_env())
+        connect_mongo(settings)
         user = save_user(body.email, body.name, body.password, role=role)
     except (ValidationError, ApiError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"created {role} {user.email} ({user.id})")
 
 
+def _dev_tools():
+    try:
+        import cloudemy_dev.demo
+    except ImportError as exc:
+        raise click.ClickException(
+            f"this command needs the dev extra (pip install -e '.[dev]'): {exc}"
+        ) from exc
+    return cloudemy_dev.demo
+
+
 @main.command()
 @click.option("--port", default=8000, show_default=True)
 def dev(port: int) -> None:
     """Run everything on this machine (embedded MongoDB stand-in and Redis when not given)."""
-    from webapp.demo import run_dev
-
-    sys.exit(run_dev(port))
+    sys.exit(_dev_tools().run_dev(port))
 
 
 @main.command()
 def demo() -> None:
     """Start everything, grade three sample submissions, print them, stop."""
-    from webapp.demo import run_demo
-
-    sys.exit(run_demo())
+    sys.exit(_dev_tools().run_demo())
 
 
 if __name__ == "__main__":

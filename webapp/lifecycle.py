@@ -10,10 +10,10 @@ from enum import Enum
 
 from bson import ObjectId
 
+from runner_image.contract import OPEN_STATUSES, Result, Status, Verdict
 from webapp.attempts import release_attempt
 from webapp.metrics import GRADING_SECONDS
-from webapp.models import OPEN_STATUSES, Submission, TestResult, utcnow
-from webapp.schemas import ResultBody
+from webapp.models import Submission, utcnow
 
 
 class StoreOutcome(Enum):
@@ -22,7 +22,7 @@ class StoreOutcome(Enum):
     CONFLICT = "conflict"
 
 
-def result_digest(result: ResultBody) -> str:
+def result_digest(result: Result) -> str:
     canonical = json.dumps(result.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -37,21 +37,21 @@ def mark_scheduled(submission_id: ObjectId, job_name: str | None) -> bool:
     if job_name:
         Submission.objects(id=submission_id).update_one(set__job_name=job_name)
     return bool(
-        Submission.objects(id=submission_id, status="queued").update_one(
-            set__status="scheduled", set__scheduled_at=utcnow()
+        Submission.objects(id=submission_id, status=Status.QUEUED).update_one(
+            set__status=Status.SCHEDULED, set__scheduled_at=utcnow()
         )
     )
 
 
 def mark_running(submission_id: ObjectId) -> bool:
     return bool(
-        Submission.objects(id=submission_id, status__in=["queued", "scheduled"]).update_one(
-            set__status="running", set__started_at=utcnow()
-        )
+        Submission.objects(
+            id=submission_id, status__in=[Status.QUEUED, Status.SCHEDULED]
+        ).update_one(set__status=Status.RUNNING, set__started_at=utcnow())
     )
 
 
-def store_result(submission: Submission, result: ResultBody) -> StoreOutcome:
+def store_result(submission: Submission, result: Result) -> StoreOutcome:
     """`submission` as last read; the update itself is conditional on the stored status."""
     digest = result_digest(result)
     finished = utcnow()
@@ -65,15 +65,30 @@ def store_result(submission: Submission, result: ResultBody) -> StoreOutcome:
         set__fail_tags=result.fail_tags,
         set__instructor_tags=result.instructor_tags,
         set__feedback=result.feedback,
-        set__tests=[TestResult(**t.model_dump()) for t in result.tests],
+        set__tests=[row.model_dump(mode="json") for row in result.tests],
         set__metrics=metrics,
         set__result_digest=digest,
         set__finished_at=finished,
     )
     if updated:
         GRADING_SECONDS.observe(metrics["total_ms"] / 1000)
-        if result.status == "error":
+        if result.status == Status.ERROR:
             release_attempt(submission.assignment_id, submission.user_id)
         return StoreOutcome.STORED
     submission.reload()
     return StoreOutcome.REPEATED if submission.result_digest == digest else StoreOutcome.CONFLICT
+
+
+def fail_unqueued(submission: Submission) -> bool:
+    """A submission whose task could not be sent (the broker is down) ends in `error` at
+    once, and its attempt is given back: the student is told to submit again."""
+    failed = Submission.objects(id=submission.id, status=Status.QUEUED).update_one(
+        set__status=Status.ERROR,
+        set__verdict=Verdict.INTERNAL_ERROR,
+        set__feedback="The grading queue was unavailable; this attempt does not count. "
+        "Please submit again.",
+        set__finished_at=utcnow(),
+    )
+    if failed:
+        release_attempt(submission.assignment_id, submission.user_id)
+    return bool(failed)

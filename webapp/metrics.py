@@ -9,7 +9,8 @@ from flask import Flask, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from webapp.models import STATUSES, Submission
+from runner_image.contract import Status
+from webapp.models import Submission
 
 REGISTRY = CollectorRegistry()
 
@@ -35,7 +36,7 @@ class SubmissionsByStatus:
         family = GaugeMetricFamily(
             "cloudemy_submissions", "Submissions by status", labels=["status"]
         )
-        counts = {status: 0 for status in STATUSES}
+        counts = {str(status): 0 for status in Status}
         for row in Submission.objects.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
             counts[row["_id"]] = row["n"]
         for status, count in counts.items():

@@ -1,4 +1,8 @@
-"""MongoDB documents. The webapp is the only component that reads or writes them."""
+"""MongoDB documents. The webapp is the only component that reads or writes them.
+
+Test cases, feedback settings and test results are stored as the contract's models dump
+them (runner_image.contract), so their shape is defined once: these documents hold them as
+plain sub-documents and hand them out as those models."""
 
 from __future__ import annotations
 
@@ -6,11 +10,9 @@ from datetime import UTC, datetime
 
 import mongoengine as me
 
+from runner_image.contract import FeedbackSettings, Status, TestCase, TestResult
+
 ROLES = ("student", "instructor")
-COMPARE_MODES = ("lines", "exact", "tokens", "float")
-OPEN_STATUSES = ("queued", "scheduled", "running")
-FINAL_STATUSES = ("graded", "failed", "error")
-STATUSES = OPEN_STATUSES + FINAL_STATUSES
 
 
 def utcnow() -> datetime:
@@ -29,54 +31,40 @@ class User(me.Document):
     meta = {"collection": "users"}
 
 
-class TestCase(me.EmbeddedDocument):
-    name = me.StringField(required=True)
-    stdin = me.StringField(default="")
-    expected_stdout = me.StringField(default="")
-    call = me.StringField(null=True)
-    expected = me.DynamicField(null=True)
-    hidden = me.BooleanField(default=False)
-    weight = me.FloatField(default=1.0)
-    compare = me.StringField(choices=COMPARE_MODES, default="lines")
-    tolerance = me.FloatField(default=1e-6)
-
-
-class FeedbackSettings(me.EmbeddedDocument):
-    llm = me.BooleanField(default=True)
-    rubric = me.StringField(null=True)
-    rubric_weight = me.FloatField(default=0.0)
-
-
 class Assignment(me.Document):
     owner_id = me.ObjectIdField(required=True)
     title = me.StringField(required=True, max_length=200)
     description = me.StringField(default="")
     language = me.StringField(required=True)
     starter_code = me.StringField(default="")
-    tests = me.EmbeddedDocumentListField(TestCase)
+    tests = me.ListField(me.DictField())
     time_limit_ms = me.IntField(default=2000)
     memory_limit_mb = me.IntField(default=256)
     max_score = me.FloatField(default=100.0)
     max_attempts = me.IntField(null=True)
     due_at = me.DateTimeField(null=True)
     published = me.BooleanField(default=True)
-    feedback = me.EmbeddedDocumentField(FeedbackSettings, default=FeedbackSettings)
+    feedback = me.DictField()
     created_at = me.DateTimeField(default=utcnow)
     updated_at = me.DateTimeField(default=utcnow)
 
     meta = {"collection": "assignments", "indexes": ["owner_id", "published"]}
 
+    @property
+    def test_cases(self) -> list[TestCase]:
+        return [TestCase.model_validate(test) for test in self.tests]
 
-class TestResult(me.EmbeddedDocument):
-    name = me.StringField(required=True)
-    verdict = me.StringField(required=True)
-    score = me.FloatField(default=0.0)
-    max_score = me.FloatField(default=0.0)
-    time_ms = me.IntField(null=True)
-    memory_kb = me.IntField(null=True)
-    hidden = me.BooleanField(default=False)
-    stdout = me.StringField(null=True)
-    message = me.StringField(null=True)
+    @test_cases.setter
+    def test_cases(self, cases: list[TestCase]) -> None:
+        self.tests = [case.model_dump(mode="json") for case in cases]
+
+    @property
+    def feedback_settings(self) -> FeedbackSettings:
+        return FeedbackSettings.model_validate(self.feedback or {})
+
+    @feedback_settings.setter
+    def feedback_settings(self, value: FeedbackSettings) -> None:
+        self.feedback = value.model_dump(mode="json")
 
 
 class Submission(me.Document):
@@ -85,16 +73,14 @@ class Submission(me.Document):
     language = me.StringField(required=True)
     code = me.StringField(required=True)
     attempt = me.IntField(required=True)
-    status = me.StringField(required=True, choices=STATUSES, default="queued")
+    status = me.StringField(required=True, choices=list(Status), default=Status.QUEUED)
     verdict = me.StringField(null=True)
     score = me.FloatField(null=True)
     max_score = me.FloatField(required=True)
     fail_tags = me.ListField(me.StringField())
-    instructor_tags = me.ListField(
-        me.StringField()
-    )  # e.g. suspected_injection; never shown to students
+    instructor_tags = me.ListField(me.StringField())  # never shown to students
     feedback = me.StringField(null=True)
-    tests = me.EmbeddedDocumentListField(TestResult)
+    tests = me.ListField(me.DictField())
     metrics = me.DictField()
     job_name = me.StringField(null=True)
     result_digest = me.StringField(null=True)
@@ -112,6 +98,10 @@ class Submission(me.Document):
             ("status", "enqueued_at"),
         ],
     }
+
+    @property
+    def test_results(self) -> list[TestResult]:
+        return [TestResult.model_validate(row) for row in self.tests]
 
 
 class AttemptCounter(me.Document):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from webapp.models import COMPARE_MODES, FINAL_STATUSES
+from runner_image.contract import FeedbackSettings, Status, TestCase
 
 Email = Annotated[
     str,
@@ -24,7 +24,6 @@ Email = Annotated[
     ),
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Compare = Literal[COMPARE_MODES]  # type: ignore[valid-type]
 
 
 class Strict(BaseModel):
@@ -49,18 +48,11 @@ class LoginBody(Strict):
     password: str = Field(max_length=1024)
 
 
-class TestCaseBody(Strict):
-    """An `io` test (stdin, expected_stdout) or a Python `call` test (call, expected)."""
+class TestCaseBody(TestCase):
+    """An `io` test (stdin, expected_stdout) or a Python `call` test (call, expected): the
+    contract's test case, with the fields of only one kind accepted."""
 
-    name: Name
-    stdin: str = Field(default="", max_length=1024 * 1024)
-    expected_stdout: str = Field(default="", max_length=1024 * 1024)
-    call: str | None = Field(default=None, min_length=1, max_length=10_000)
-    expected: Any = None
-    hidden: bool = False
-    weight: float = Field(default=1.0, gt=0, le=1000)
-    compare: Compare = "lines"
-    tolerance: float = Field(default=1e-6, ge=0)
+    model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="after")
     def _one_kind(self) -> TestCaseBody:
@@ -71,10 +63,8 @@ class TestCaseBody(Strict):
         return self
 
 
-class FeedbackBody(Strict):
-    llm: bool = True
-    rubric: str | None = Field(default=None, max_length=20_000)
-    rubric_weight: float = Field(default=0.0, ge=0.0, le=0.3)
+class FeedbackBody(FeedbackSettings):
+    model_config = ConfigDict(extra="forbid")
 
 
 def _unique_test_names(tests: list[TestCaseBody] | None) -> None:
@@ -83,7 +73,7 @@ def _unique_test_names(tests: list[TestCaseBody] | None) -> None:
         raise ValueError("test names must be unique within an assignment")
 
 
-def has_call_tests(tests: Sequence[Any] | None) -> bool:
+def has_call_tests(tests: Sequence[TestCase] | None) -> bool:
     return any(t.call is not None for t in tests or [])
 
 
@@ -142,32 +132,6 @@ class SubmissionCreateBody(Strict):
     language: str | None = None
 
 
-class TestResultBody(BaseModel):
-    name: str
-    verdict: str
-    score: float = 0.0
-    max_score: float = 0.0
-    time_ms: int | None = None
-    memory_kb: int | None = None
-    hidden: bool = False
-    stdout: str | None = Field(default=None, max_length=256 * 1024)
-    message: str | None = Field(default=None, max_length=64 * 1024)
-
-
-class ResultBody(BaseModel):
-    """What a runner (or the scheduler, for a launch failure) reports for a submission."""
-
-    status: Literal[FINAL_STATUSES]  # type: ignore[valid-type]
-    verdict: str | None = None
-    score: float | None = Field(default=None, ge=0)
-    max_score: float | None = Field(default=None, gt=0)
-    fail_tags: list[str] = Field(default_factory=list, max_length=64)
-    instructor_tags: list[str] = Field(default_factory=list, max_length=16)
-    feedback: str = Field(default="", max_length=256 * 1024)
-    tests: list[TestResultBody] = Field(default_factory=list, max_length=500)
-    metrics: dict[str, Any] = Field(default_factory=dict)
-
-
 class StatusBody(Strict):
-    status: Literal["scheduled", "running"]
+    status: Literal[Status.SCHEDULED, Status.RUNNING]
     job_name: str | None = Field(default=None, max_length=253)

@@ -1,11 +1,11 @@
-"""Secrets handling: password hashes, bearer tokens, and per-submission result tokens."""
+"""Users' secrets: password hashes and bearer tokens. (The internal API's scoped tokens are
+part of the contract: runner_image.contract.tokens.)"""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import threading
 import time
+from functools import cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -17,8 +17,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _hashing_slots = threading.BoundedSemaphore(2)
 _JWT_ALGORITHM = "HS256"
-# Verified against when the e-mail is unknown, so login time does not reveal which accounts exist.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the e-mail is unknown, so login time does not reveal which
+    accounts exist. Computed on first use, not at import."""
+    return _hasher.hash("not-a-real-password")
 
 
 def hash_password(password: str) -> str:
@@ -29,7 +34,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
         with _hashing_slots:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+            return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -49,19 +54,3 @@ def user_id_from_access_token(token: str, secret: str) -> str | None:
     except jwt.PyJWTError:
         return None
     return claims["sub"] if claims.get("typ") == "access" else None
-
-
-# The token the reconciler shows for POST /internal/sweep: the same HMAC, scoped to that call.
-SWEEP_TOKEN_SCOPE = "sweep"
-
-
-def result_token_for(server_secret: str, submission_id: str) -> str:
-    """The callback token for one submission: a leaked runner token can touch nothing else."""
-    return hmac.new(
-        server_secret.encode(), f"result:{submission_id}".encode(), hashlib.sha256
-    ).hexdigest()
-
-
-def result_token_is_valid(server_secret: str, submission_id: str, presented: str | None) -> bool:
-    expected = result_token_for(server_secret, submission_id)
-    return hmac.compare_digest(expected.encode(), (presented or "").encode())

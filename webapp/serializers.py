@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from webapp.models import Assignment, Submission, TestCase, TestResult, User
+from runner_image.contract import TestCase, TestResult
+from webapp.models import Assignment, Submission, User
+
+ROW_FIELDS = {"name", "verdict", "score", "max_score", "time_ms", "memory_kb"}
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -18,14 +21,14 @@ def user_json(user: User) -> dict[str, Any]:
     return {"id": str(user.id), "email": user.email, "name": user.name, "role": user.role}
 
 
-def _test_case_json(test: TestCase, reveal_hidden: bool) -> dict[str, Any]:
-    shown: dict[str, Any] = {"name": test.name, "hidden": test.hidden, "weight": test.weight}
-    if reveal_hidden or not test.hidden:
-        if test.call is not None:
-            shown |= {"call": test.call, "expected": test.expected}
-        else:
-            shown |= {"stdin": test.stdin, "expected_stdout": test.expected_stdout}
-        shown |= {"compare": test.compare, "tolerance": test.tolerance}
+def _io_fields(case: TestCase) -> set[str]:
+    return {"call", "expected"} if case.call is not None else {"stdin", "expected_stdout"}
+
+
+def _test_case_json(case: TestCase, reveal_hidden: bool) -> dict[str, Any]:
+    shown = case.model_dump(mode="json", include={"name", "hidden", "weight"})
+    if reveal_hidden or not case.hidden:
+        shown |= case.model_dump(mode="json", include=_io_fields(case) | {"compare", "tolerance"})
     return shown
 
 
@@ -37,45 +40,37 @@ def assignment_json(assignment: Assignment, is_owner: bool) -> dict[str, Any]:
         "description": assignment.description,
         "language": assignment.language,
         "starter_code": assignment.starter_code,
-        "tests": [_test_case_json(t, reveal_hidden=is_owner) for t in assignment.tests],
+        "tests": [_test_case_json(t, reveal_hidden=is_owner) for t in assignment.test_cases],
         "time_limit_ms": assignment.time_limit_ms,
         "memory_limit_mb": assignment.memory_limit_mb,
         "max_score": assignment.max_score,
         "max_attempts": assignment.max_attempts,
         "due_at": iso(assignment.due_at),
         "published": assignment.published,
-        "feedback": {
-            "llm": assignment.feedback.llm,
-            "rubric": assignment.feedback.rubric if is_owner else None,
-            "rubric_weight": assignment.feedback.rubric_weight,
-        },
+        "feedback": _feedback_json(assignment, is_owner),
         "created_at": iso(assignment.created_at),
         "updated_at": iso(assignment.updated_at),
     }
 
 
+def _feedback_json(assignment: Assignment, is_owner: bool) -> dict[str, Any]:
+    feedback = assignment.feedback_settings.model_dump(mode="json")
+    if not is_owner:
+        feedback["rubric"] = None
+    return feedback
+
+
 def _test_result_json(
     result: TestResult, case: TestCase | None, reveal_hidden: bool
 ) -> dict[str, Any]:
-    shown: dict[str, Any] = {
-        "name": result.name,
-        "verdict": result.verdict,
-        "score": result.score,
-        "max_score": result.max_score,
-        "time_ms": result.time_ms,
-        "memory_kb": result.memory_kb,
-        "hidden": result.hidden or (case is not None and case.hidden),
-    }
     # Hidden now or when graded: an instructor may hide a test after results exist.
     hidden = result.hidden or (case is not None and case.hidden)
+    shown = result.model_dump(mode="json", include=ROW_FIELDS) | {"hidden": hidden}
     if reveal_hidden or not hidden:
-        if case is not None and case.call is not None:
-            shown |= {"call": case.call, "expected": case.expected}
+        if case is not None:
+            shown |= case.model_dump(mode="json", include=_io_fields(case))
         else:
-            shown |= {
-                "stdin": case.stdin if case else None,
-                "expected_stdout": case.expected_stdout if case else None,
-            }
+            shown |= {"stdin": None, "expected_stdout": None}
         shown |= {"stdout": result.stdout, "message": result.message}
     return shown
 
@@ -84,7 +79,7 @@ def submission_json(
     submission: Submission, assignment: Assignment | None, is_instructor: bool
 ) -> dict[str, Any]:
     """Students never see a hidden test's input, expected output or their output for it."""
-    cases = {t.name: t for t in assignment.tests} if assignment else {}
+    cases = {t.name: t for t in assignment.test_cases} if assignment else {}
     shown = {
         "id": str(submission.id),
         "assignment_id": str(submission.assignment_id),
@@ -99,7 +94,7 @@ def submission_json(
         "feedback": submission.feedback,
         "tests": [
             _test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor)
-            for r in submission.tests
+            for r in submission.test_results
         ],
         "metrics": dict(submission.metrics),
         "attempt": submission.attempt,

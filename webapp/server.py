@@ -1,18 +1,23 @@
-"""Serve the app with gunicorn (threads in each worker; the work is I/O-bound)."""
+"""Serve a Flask app with gunicorn (threads in each worker; the work is I/O-bound)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from webapp import create_app
-from webapp.config import Settings
+from webapp.settings import WebappSettings
 
 
 class GunicornServer(BaseApplication):
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self.settings = settings
+    """`load_app` runs in each gunicorn worker, so connections are made after the fork."""
+
+    def __init__(self, load_app: Callable[[], Flask], options: dict[str, Any]) -> None:
+        self.load_app = load_app
         self.options = options
         super().__init__()
 
@@ -20,16 +25,16 @@ class GunicornServer(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self):
-        return create_app(self.settings)
+    def load(self) -> Flask:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return self.load_app()
 
 
-def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
-    settings.require_secrets()
-    if settings.mongo_uri and settings.mongo_uri.startswith("mongomock://") and workers != 1:
-        workers = 1  # the in-process stand-in lives in one process; more would split the data
+def run_gunicorn(load_app: Callable[[], Flask], bind: str, workers: int, threads: int) -> None:
     GunicornServer(
-        settings,
+        load_app,
         {
             "bind": bind,
             "workers": workers,
@@ -40,3 +45,7 @@ def serve(settings: Settings, bind: str, workers: int, threads: int) -> None:
             "errorlog": "-",
         },
     ).run()
+
+
+def serve(settings: WebappSettings, bind: str, workers: int, threads: int) -> None:
+    run_gunicorn(lambda: create_app(settings), bind, workers, threads)

@@ -11,14 +11,12 @@ from datetime import timedelta
 
 from mongoengine.queryset.visitor import Q
 
-from runner_image.bundle import BUNDLE_KEY
-from runner_image.callback import error_result
-from webapp.config import Settings
-from webapp.extensions import Services
+from runner_image.contract import Result, Status, bundle_key
 from webapp.grading import send_grading_task
 from webapp.lifecycle import store_result
-from webapp.models import Submission, utcnow
-from webapp.schemas import ResultBody
+from webapp.models import Assignment, Submission, utcnow
+from webapp.services import Services
+from webapp.settings import WebappSettings
 
 REQUEUE_AFTER = timedelta(minutes=10)
 # Past the longest deadline a runner Job can have, plus time to start and report.
@@ -32,28 +30,30 @@ class SweepReport:
     overdue: list[str] = field(default_factory=list)
 
 
-def sweep(settings: Settings, services: Services) -> SweepReport:
+def sweep(settings: WebappSettings, services: Services) -> SweepReport:
     now = utcnow()
     report = SweepReport()
-    for submission in Submission.objects(status="queued", enqueued_at__lt=now - REQUEUE_AFTER):
-        if services.redis.exists(BUNDLE_KEY.format(id=submission.id)):
+    stale = Submission.objects(status=Status.QUEUED, enqueued_at__lt=now - REQUEUE_AFTER)
+    for submission in stale:
+        assignment = Assignment.objects(id=submission.assignment_id).first()
+        if assignment is not None and services.redis.exists(bundle_key(submission.id)):
             claimed = Submission.objects(
-                id=submission.id, status="queued", enqueued_at=submission.enqueued_at
+                id=submission.id, status=Status.QUEUED, enqueued_at=submission.enqueued_at
             ).update_one(set__enqueued_at=now)
             if claimed:  # another replica's sweep did not get there first
-                send_grading_task(submission, services, settings)
+                send_grading_task(submission, assignment, services, settings)
                 report.requeued.append(str(submission.id))
         else:
             reason = "its grading data expired before a runner picked it up"
-            store_result(submission, ResultBody(**error_result(reason)))
+            store_result(submission, Result.error(reason))
             report.expired.append(str(submission.id))
     cutoff = now - timedelta(seconds=settings.runner_max_deadline_seconds) - OVERDUE_MARGIN
     late = Submission.objects(
-        Q(status__in=["scheduled", "running"])
+        Q(status__in=[Status.SCHEDULED, Status.RUNNING])
         & (Q(scheduled_at__lt=cutoff) | Q(scheduled_at=None, started_at__lt=cutoff))
     )
     for submission in late:
         reason = "the grading did not finish in time"
-        store_result(submission, ResultBody(**error_result(reason)))
+        store_result(submission, Result.error(reason))
         report.overdue.append(str(submission.id))
     return report

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import logging
 from abc import ABC, abstractmethod
-from typing import Any
 
-import redis
-
-from runner_image.bundle import BUNDLE_KEY
-from tasks.launchers.deadline import runner_deadline_seconds
-from webapp.config import Settings
-from webapp.security import result_token_for
-
-log = logging.getLogger(__name__)
+from runner_image.contract import submission_token
+from tasks.settings import SchedulerSettings
 
 
 class LaunchError(RuntimeError):
     """The runner could not be started now; the scheduler retries, then gives up loudly."""
+
+
+class LaunchDeferred(Exception):
+    """Not now, and not a failure: the cluster is at MAX_RUNNING_JOBS or asked us to slow
+    down (429). The scheduler retries after `countdown` seconds without spending its budget
+    of launch failures, so a busy cluster delays submissions but never fails them."""
+
+    def __init__(self, message: str, countdown: float) -> None:
+        super().__init__(message)
+        self.countdown = countdown
 
 
 def runner_name(submission_id: str) -> str:
@@ -26,50 +27,32 @@ def runner_name(submission_id: str) -> str:
 
 
 class Launcher(ABC):
-    def __init__(self, settings: Settings, redis_client: redis.Redis | None = None) -> None:
+    def __init__(self, settings: SchedulerSettings) -> None:
         self.settings = settings
-        self.redis = redis_client or redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
-        )
-
-    def deadline_seconds(self, submission_id: str) -> int:
-        """How long this submission's runner may take, sized from its bundle."""
-        return runner_deadline_seconds(
-            self._bundle(submission_id),
-            self.settings.runner_min_deadline_seconds,
-            self.settings.runner_max_deadline_seconds,
-        )
-
-    def _bundle(self, submission_id: str) -> dict[str, Any] | None:
-        """The grading bundle; without it the minimum deadline applies (and the runner,
-        which needs it too, reports the problem itself)."""
-        try:
-            raw = self.redis.get(BUNDLE_KEY.format(id=submission_id))
-            bundle = json.loads(raw) if raw else None
-        except (redis.RedisError, ValueError) as exc:
-            log.warning("cannot read the bundle of %s to size its deadline: %s", submission_id, exc)
-            return None
-        return bundle if isinstance(bundle, dict) else None
 
     def runner_env(self, submission_id: str) -> dict[str, str]:
-        """What a runner is told; its token only works for this one submission."""
+        """What a runner is told (runner_image.settings.RunnerSettings reads it); its token
+        only works for this one submission."""
+        settings = self.settings
         env = {
             "SUBMISSION_ID": submission_id,
-            "REDIS_URL": self.settings.redis_url,
-            "BACKEND_INTERNAL_URL": self.settings.backend_internal_url,
-            "INTERNAL_RESULT_TOKEN": result_token_for(
-                self.settings.internal_result_token, submission_id
+            "REDIS_URL": settings.redis_url,
+            "BACKEND_INTERNAL_URL": settings.backend_internal_url,
+            "INTERNAL_RESULT_TOKEN": submission_token(
+                settings.internal_result_token.get_secret_value(), submission_id
             ),
-            "LLM_MODEL": self.settings.llm_model,
-            "LLM_TIMEOUT_SECONDS": str(self.settings.llm_timeout_seconds),
-            "LLM_MAX_RETRIES": str(self.settings.llm_max_retries),
-            "LLM_MAX_OUTPUT_TOKENS": str(self.settings.llm_max_output_tokens),
+            "RUNNER_REQUIRE_ISOLATION": str(settings.runner_require_isolation),
+            "LLM_MODEL": settings.llm_model,
+            "LLM_TIMEOUT_SECONDS": str(settings.llm_timeout_seconds),
+            "LLM_MAX_RETRIES": str(settings.llm_max_retries),
+            "LLM_MAX_OUTPUT_TOKENS": str(settings.llm_max_output_tokens),
         }
-        if self.settings.llm_base_url:
-            env["LLM_BASE_URL"] = self.settings.llm_base_url
+        if settings.llm_base_url:
+            env["LLM_BASE_URL"] = settings.llm_base_url
         return env
 
     @abstractmethod
-    def launch(self, submission_id: str) -> str:
-        """Start the runner for `submission_id` once; return its name. Launching an already
-        launched submission is a success, not a second runner."""
+    def launch(self, submission_id: str, deadline_seconds: int) -> str:
+        """Start the runner for `submission_id` once, to be stopped after `deadline_seconds`;
+        return its name. Launching an already launched submission is a success, not a
+        second runner."""

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from kubernetes import client
 
-from webapp.config import Settings
+from tasks.settings import SchedulerSettings
 
 NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -30,6 +30,7 @@ RUNNER_SELECTOR = f"{NAME_LABEL}=cloudemy,{COMPONENT_LABEL}=runner"
 
 TOKEN_KEY = "INTERNAL_RESULT_TOKEN"
 LLM_KEY = "LLM_API_KEY"
+ISOLATION_KEY = "RUNNER_REQUIRE_ISOLATION"
 RUNNER_UIDS = range(200_000, 1_000_000)
 
 
@@ -71,7 +72,7 @@ def _secret_env(name: str, secret: str, key: str, optional: bool) -> client.V1En
 
 
 def runner_job(
-    settings: Settings, submission_id: str, env: Mapping[str, str], deadline_seconds: int
+    settings: SchedulerSettings, submission_id: str, env: Mapping[str, str], deadline_seconds: int
 ) -> client.V1Job:
     """The Job `runner-<id>`. `env` is the launcher's runner_env(); the result token in it is
     not copied into the Job: the container reads it from the Job's own Secret (same name)."""
@@ -80,9 +81,11 @@ def runner_job(
     name = f"runner-{submission_id}"
     labels = runner_labels(submission_id)
     uid = runner_uid(submission_id)
-    container_env = [_env_var(k, v) for k, v in env.items() if k not in (TOKEN_KEY, LLM_KEY)]
+    set_here = (TOKEN_KEY, LLM_KEY, ISOLATION_KEY)
+    container_env = [_env_var(k, v) for k, v in env.items() if k not in set_here]
     container_env += [
-        _env_var("RUNNER_REQUIRE_ISOLATION", "strict"),
+        # A pod is the boundary in a cluster: never grade below strict there.
+        _env_var(ISOLATION_KEY, "strict"),
         _secret_env(TOKEN_KEY, name, TOKEN_KEY, optional=False),
         _secret_env(LLM_KEY, settings.runner_llm_secret, LLM_KEY, optional=True),
     ]

@@ -12,7 +12,7 @@ retry with a countdown); the kubernetes client's own urllib3 retries are switche
 The cap is soft: two launches racing at MAX_RUNNING_JOBS - 1 can both pass.
 
 The result token: each Job gets its own, an HMAC of its submission id (see
-webapp.security), delivered through a Secret `runner-<id>` that the Job owns, not as a
+runner_image.contract.tokens), delivered through a Secret `runner-<id>` that the Job owns, not as a
 plain env value. A Job's spec is readable by anyone who may `get jobs` in the namespace
 (the built-in `view` role, dashboards, `kubectl describe`, audit logs of the create call),
 and with it they could post a forged grade for that submission before the runner does.
@@ -34,14 +34,12 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import redis
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from tasks.launchers import LaunchDeferred
-from tasks.launchers.base import Launcher, LaunchError, runner_name
+from tasks.launchers.base import LaunchDeferred, Launcher, LaunchError, runner_name
 from tasks.launchers.job_objects import (
     RUNNER_SELECTOR,
     TOKEN_KEY,
@@ -49,7 +47,7 @@ from tasks.launchers.job_objects import (
     runner_job,
     runner_token_secret,
 )
-from webapp.config import Settings
+from tasks.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
@@ -111,22 +109,21 @@ def launch_failure(exc: ApiException, what: str) -> Exception:
 class KubernetesLauncher(Launcher):
     def __init__(
         self,
-        settings: Settings,
+        settings: SchedulerSettings,
         api_client: client.ApiClient | None = None,
-        redis_client: redis.Redis | None = None,
     ) -> None:
-        super().__init__(settings, redis_client)
+        super().__init__(settings)
         self.api_client = api_client or kube_api_client()
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.namespace = settings.k8s_namespace
         self.timeout = settings.kube_request_timeout_seconds
 
-    def launch(self, submission_id: str) -> str:
+    def launch(self, submission_id: str, deadline_seconds: int) -> str:
         name = runner_name(submission_id)
         env = self.runner_env(submission_id)
         try:
-            job = self._create_or_find_job(submission_id, env)
+            job = self._create_or_find_job(submission_id, env, deadline_seconds)
             if finished_condition(job) is None:
                 self._ensure_token_secret(job, env[TOKEN_KEY])
         except ApiException as exc:
@@ -146,7 +143,9 @@ class KubernetesLauncher(Launcher):
         )
         return {job.metadata.name: job for job in jobs.items if finished_condition(job) is None}
 
-    def _create_or_find_job(self, submission_id: str, env: dict[str, str]) -> client.V1Job:
+    def _create_or_find_job(
+        self, submission_id: str, env: dict[str, str], deadline: int
+    ) -> client.V1Job:
         name = runner_name(submission_id)
         in_flight = self.runner_jobs_in_flight()
         if name in in_flight:
@@ -158,7 +157,6 @@ class KubernetesLauncher(Launcher):
                 f"(MAX_RUNNING_JOBS={self.settings.max_running_jobs})",
                 countdown=self.settings.launch_defer_seconds,
             )
-        deadline = self.deadline_seconds(submission_id)
         try:
             job = runner_job(self.settings, submission_id, env, deadline)
         except ValueError as exc:

@@ -12,8 +12,9 @@ import threading
 
 import redis
 
-from runner_image.callback import CallbackError, InternalApiClient, error_result
+from runner_image.contract import CallbackError, InternalApiClient, Result
 from tasks.launchers.base import Launcher, LaunchError, runner_name
+from tasks.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,15 @@ LAUNCH_MARK_TTL_SECONDS = 24 * 3600
 
 
 class LocalLauncher(Launcher):
-    def launch(self, submission_id: str) -> str:
+    def __init__(
+        self, settings: SchedulerSettings, redis_client: redis.Redis | None = None
+    ) -> None:
+        super().__init__(settings)
+        self.redis = redis_client or redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        )
+
+    def launch(self, submission_id: str, deadline_seconds: int) -> str:
         name = runner_name(submission_id)
         try:
             first = self.redis.set(f"launched:{name}", "1", nx=True, ex=LAUNCH_MARK_TTL_SECONDS)
@@ -30,13 +39,9 @@ class LocalLauncher(Launcher):
         if not first:
             log.info("%s was already launched; not starting it twice", name)
             return name
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "RUNNER_REQUIRE_ISOLATION": self.settings.runner_require_isolation,
-            **self.runner_env(submission_id),
-        }
-        if os.environ.get("LLM_API_KEY"):
-            env["LLM_API_KEY"] = os.environ["LLM_API_KEY"]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self.runner_env(submission_id)}
+        if self.settings.llm_api_key:
+            env["LLM_API_KEY"] = self.settings.llm_api_key.get_secret_value()
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "runner_image"], env=env, start_new_session=True
@@ -46,7 +51,7 @@ class LocalLauncher(Launcher):
             raise LaunchError(f"cannot start {name}: {exc}") from exc
         threading.Thread(
             target=self._watch,
-            args=(process, submission_id, self.deadline_seconds(submission_id)),
+            args=(process, submission_id, deadline_seconds),
             name=name,
             daemon=True,
         ).start()
@@ -71,7 +76,7 @@ class LocalLauncher(Launcher):
         env = self.runner_env(submission_id)
         client = InternalApiClient(env["BACKEND_INTERNAL_URL"], env["INTERNAL_RESULT_TOKEN"])
         try:
-            client.post_result(submission_id, error_result(reason))
+            client.post_result(submission_id, Result.error(reason))
         except CallbackError as exc:
             log.warning("could not report the runner failure of %s: %s", submission_id, exc)
         finally:

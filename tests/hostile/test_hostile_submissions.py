@@ -10,28 +10,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.runner_harness import RunnerRun, sandbox_processes
+from tests.runner_harness import RunnerRun
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0, reason="the strict isolation level needs root here"
-)
+# Root and strict isolation, or the suite fails under CI / is skipped loudly (conftest.py).
+pytestmark = pytest.mark.usefixtures("strict_sandbox")
 
 SECRET_ANSWER = "hidden-answer-5f1c2e9b"
 ONE_TEST = [{"name": "only", "stdin": "", "expected_stdout": "done\n"}]
 
 
 def assert_contained(run: RunnerRun) -> None:
-    """The runner reported normally, strictly isolated, leaked no secret and left nothing."""
+    """The runner reported normally, strictly isolated, leaked no secret and left nothing
+    running under its sandbox uid."""
     assert run.returncode == 0, run.stderr
     assert run.result["metrics"]["isolation_level"] == "strict"
+    assert "uid" in run.result["metrics"]["isolation"]  # else no process would be its uid's
     reported = json.dumps(run.result)
     for secret in run.secrets:
         assert secret not in reported
         assert secret not in run.stderr
     deadline = time.monotonic() + 5
-    while sandbox_processes() and time.monotonic() < deadline:
+    while run.leftover_processes() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sandbox_processes() == []
+    assert run.leftover_processes() == []
 
 
 def test_fork_bomb_is_contained(run_submission):

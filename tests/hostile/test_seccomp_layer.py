@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from runner_image.isolation import Isolation
-from runner_image.languages import SANDBOX_PATH
-from runner_image.sandbox import Limits, execute
+from runner_image.sandbox.isolation import Isolation
+from runner_image.sandbox.languages import SANDBOX_PATH
+from runner_image.sandbox.process import Limits, execute
+
+# libseccomp, or the suite fails under CI / is skipped loudly (conftest.py).
+pytestmark = pytest.mark.usefixtures("seccomp_filter")
 
 PROBES = """\
 import ctypes, os, signal, socket

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from webapp.devstack import DevStack, dev_stack
+from cloudemy_dev.devstack import DevStack, dev_stack
 
 pytestmark = pytest.mark.integration
 

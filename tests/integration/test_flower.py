@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from cloudemy_dev.devstack import free_port, private_redis, stop_process, wait_until
 from tasks.celery_app import SCHEDULE_TASK, make_celery
+from tasks.settings import BrokerSettings
 from tests.fake_internal_api import FakeInternalApi
 from tests.fake_kube_api import fake_kube_api
-from webapp.config import Settings
-from webapp.devstack import free_port, private_redis, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,9 @@ def flower(tmp_path: Path) -> Iterator[tuple[str, str]]:
             "INTERNAL_RESULT_TOKEN": "t" * 32,
             "FLOWER_BASIC_AUTH": ":".join(AUTH),
         }
+        # As manifests/flower.yaml runs it: the broker and the queue, no scheduler secret.
+        scheduler_only = ("INTERNAL_RESULT_TOKEN", "BACKEND_INTERNAL_URL", "KUBECONFIG")
+        flower_env = {k: v for k, v in env.items() if k not in scheduler_only}
         port = free_port()
         log = (tmp_path / "processes.log").open("ab")
         processes = [
@@ -59,7 +62,7 @@ def flower(tmp_path: Path) -> Iterator[tuple[str, str]]:
                     "--address",
                     "127.0.0.1",
                 ],
-                env=env,
+                env=flower_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             ),
@@ -91,8 +94,13 @@ def test_flower_lists_the_worker_and_shows_the_schedulers_tasks(flower) -> None:
     assert [q["name"] for q in worker["active_queues"]] == ["queue:submissions"]
 
     submission_id = uuid.uuid4().hex[:24]
-    producer = make_celery(Settings.from_env({"REDIS_URL": redis_url}))
-    producer.send_task(SCHEDULE_TASK, args=[submission_id], queue="queue:submissions")
+    producer = make_celery(BrokerSettings.from_env({"REDIS_URL": redis_url}))
+    producer.send_task(
+        SCHEDULE_TASK,
+        args=[submission_id],
+        kwargs={"deadline_seconds": 185},
+        queue="queue:submissions",
+    )
     producer.close()
 
     def succeeded() -> bool:

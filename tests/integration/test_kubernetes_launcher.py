@@ -10,7 +10,6 @@ and a KUBECONFIG pointing at the fake API, a private redis-server, and `cloudemy
 from __future__ import annotations
 
 import base64
-import json
 import subprocess
 import sys
 import time
@@ -22,23 +21,24 @@ import fakeredis
 import pytest
 from kubernetes import client
 
-from runner_image.callback import InternalApiClient
+from cloudemy_dev.demo_data import DEMO_INSTRUCTOR
+from cloudemy_dev.devstack import DevStack, dev_stack, wait_until
+from runner_image.contract import InternalApiClient, submission_token
 from tasks.celery_app import SCHEDULE_TASK, make_celery
-from tasks.launchers import LaunchDeferred, LaunchError, _kubernetes_launcher, make_launcher
+from tasks.launchers import LaunchDeferred, LaunchError, make_launcher
+from tasks.launchers.deadline import runner_deadline_seconds
 from tasks.launchers.kubernetes import KubernetesLauncher
 from tasks.reconcile import Reconciler
+from tasks.settings import BrokerSettings, SchedulerSettings
 from tests.fake_internal_api import FakeInternalApi
 from tests.fake_kube_api import FakeKubeApi, fake_kube_api
 from tests.integration.conftest import register_student, signed_in
-from webapp.config import Settings
-from webapp.demo_data import DEMO_INSTRUCTOR
-from webapp.devstack import DevStack, dev_stack, wait_until
-from webapp.security import result_token_for
 
 pytestmark = pytest.mark.integration
 
 SECRET = "r" * 40
 NAMESPACE = "cloudemy"
+DEADLINE = 120  # what the scheduler task hands a launch, unless a test says otherwise
 
 
 def _id() -> str:
@@ -51,20 +51,18 @@ def api() -> Iterator[FakeKubeApi]:
         yield server
 
 
-@pytest.fixture
-def bundles() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis()
+def _settings(**overrides: Any) -> SchedulerSettings:
+    return SchedulerSettings.from_env(
+        {}, internal_result_token=SECRET, k8s_namespace=NAMESPACE, **overrides
+    )
 
 
 @pytest.fixture
-def launcher(api: FakeKubeApi, bundles: fakeredis.FakeRedis):
+def launcher(api: FakeKubeApi):
     def make(**overrides: Any) -> KubernetesLauncher:
-        settings = Settings.from_env(
-            {}, internal_result_token=SECRET, k8s_namespace=NAMESPACE, **overrides
-        )
         configuration = client.Configuration(host=api.url)
         configuration.retries = False
-        return KubernetesLauncher(settings, client.ApiClient(configuration), bundles)
+        return KubernetesLauncher(_settings(**overrides), client.ApiClient(configuration))
 
     return make
 
@@ -81,25 +79,26 @@ def _token_in_secret(api: FakeKubeApi, name: str) -> str:
 # --------------------------------------------------------------------------- launching
 
 
-def test_create_posts_one_valid_job_and_its_token_secret(api, launcher, bundles) -> None:
+def test_create_posts_one_valid_job_and_its_token_secret(api, launcher) -> None:
     sid = _id()
-    bundles.set(f"submission:{sid}", json.dumps({"time_limit_ms": 2000, "tests": [{}] * 10}))
+    # As the webapp sizes it for 10 tests of 2 s: 40 + 45 + 60 + 40.
+    deadline = runner_deadline_seconds(10, 2000, _settings())
 
-    assert launcher().launch(sid) == f"runner-{sid}"
+    assert launcher().launch(sid, deadline) == f"runner-{sid}"
 
     assert _job_posts(api) == [201]  # the fake validated it in strict mode, as 201 says
     job = api.stored("jobs", NAMESPACE)[f"runner-{sid}"]
-    assert job["spec"]["activeDeadlineSeconds"] == 185
-    assert _token_in_secret(api, f"runner-{sid}") == result_token_for(SECRET, sid)
+    assert job["spec"]["activeDeadlineSeconds"] == deadline == 185
+    assert _token_in_secret(api, f"runner-{sid}") == submission_token(SECRET, sid)
     (owner,) = api.stored("secrets", NAMESPACE)[f"runner-{sid}"]["metadata"]["ownerReferences"]
     assert owner["uid"] == job["metadata"]["uid"]
 
 
 def test_a_redelivery_while_in_flight_creates_nothing(api, launcher) -> None:
     sid = _id()
-    launcher().launch(sid)
+    launcher().launch(sid, DEADLINE)
 
-    assert launcher().launch(sid) == f"runner-{sid}"
+    assert launcher().launch(sid, DEADLINE) == f"runner-{sid}"
 
     assert _job_posts(api) == [201]
     assert list(api.stored("jobs", NAMESPACE)) == [f"runner-{sid}"]
@@ -107,10 +106,10 @@ def test_a_redelivery_while_in_flight_creates_nothing(api, launcher) -> None:
 
 def test_409_already_exists_is_success(api, launcher) -> None:
     sid = _id()
-    launcher().launch(sid)
+    launcher().launch(sid, DEADLINE)
     api.complete_job(f"runner-{sid}", NAMESPACE)  # no longer in flight: the create is tried
 
-    assert launcher().launch(sid) == f"runner-{sid}"
+    assert launcher().launch(sid, DEADLINE) == f"runner-{sid}"
 
     assert _job_posts(api) == [201, 409]
     assert [r.name for r in api.recorded("GET", "jobs") if r.name] == [f"runner-{sid}"]
@@ -122,9 +121,9 @@ def test_429_defers_by_retry_after(api, launcher) -> None:
     api.enqueue("POST", "jobs", 429, headers={"Retry-After": "7"})
 
     with pytest.raises(LaunchDeferred) as deferred:
-        launcher().launch(sid)
+        launcher().launch(sid, DEADLINE)
     assert deferred.value.countdown == 7
-    assert launcher().launch(sid) == f"runner-{sid}"
+    assert launcher().launch(sid, DEADLINE) == f"runner-{sid}"
 
     assert _job_posts(api) == [429, 201]
 
@@ -134,9 +133,9 @@ def test_500_is_a_launch_error_and_the_client_does_not_retry_by_itself(api, laun
     api.enqueue("POST", "jobs", 500)
 
     with pytest.raises(LaunchError, match="500"):
-        launcher().launch(sid)
+        launcher().launch(sid, DEADLINE)
     assert _job_posts(api) == [500]  # one request: the retry policy is the scheduler's
-    assert launcher().launch(sid) == f"runner-{sid}"
+    assert launcher().launch(sid, DEADLINE) == f"runner-{sid}"
 
     assert _job_posts(api) == [500, 201]
     assert len(api.stored("jobs", NAMESPACE)) == 1
@@ -146,47 +145,44 @@ def test_a_timeout_is_a_launch_error(api, launcher) -> None:
     api.enqueue("GET", "jobs", 200, delay=1.3, passthrough=True)
 
     with pytest.raises(LaunchError, match="unreachable"):
-        launcher(kube_request_timeout_seconds=1).launch(_id())
+        launcher(kube_request_timeout_seconds=1).launch(_id(), DEADLINE)
     assert _job_posts(api) == []
 
 
-def test_an_unreachable_api_server_is_a_launch_error(bundles) -> None:
+def test_an_unreachable_api_server_is_a_launch_error() -> None:
     configuration = client.Configuration(host="http://127.0.0.1:9")
     configuration.retries = False
-    settings = Settings.from_env({}, internal_result_token=SECRET)
-    launcher = KubernetesLauncher(settings, client.ApiClient(configuration), bundles)
+    launcher = KubernetesLauncher(_settings(), client.ApiClient(configuration))
 
     with pytest.raises(LaunchError, match="unreachable"):
-        launcher.launch(_id())
+        launcher.launch(_id(), DEADLINE)
 
 
 def test_the_in_flight_cap_defers_until_a_job_finishes(api, launcher) -> None:
     capped = launcher(max_running_jobs=2, launch_defer_seconds=11)
     first, second, third = _id(), _id(), _id()
-    capped.launch(first)
-    capped.launch(second)
+    capped.launch(first, DEADLINE)
+    capped.launch(second, DEADLINE)
 
     with pytest.raises(LaunchDeferred) as deferred:
-        capped.launch(third)
+        capped.launch(third, DEADLINE)
     assert deferred.value.countdown == 11
-    assert capped.launch(first) == f"runner-{first}"  # a redelivery is not held back
+    assert capped.launch(first, DEADLINE) == f"runner-{first}"  # a redelivery is not held back
     assert _job_posts(api) == [201, 201]
 
     api.fail_job(f"runner-{first}", NAMESPACE)
-    assert capped.launch(third) == f"runner-{third}"
+    assert capped.launch(third, DEADLINE) == f"runner-{third}"
     assert _job_posts(api) == [201, 201, 201]
 
 
 def test_make_launcher_reads_kubeconfig(api, monkeypatch, tmp_path) -> None:
     kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    settings = Settings.from_env(
-        {}, runner_launcher="kubernetes", internal_result_token=SECRET, k8s_namespace=NAMESPACE
-    )
+    settings = _settings(runner_launcher="kubernetes")
 
-    _kubernetes_launcher.cache_clear()  # one launcher per settings and process
+    make_launcher.cache_clear()  # one launcher per settings and process
 
-    make_launcher(settings).launch(sid := _id())
+    make_launcher(settings).launch(sid := _id(), DEADLINE)
 
     (post,) = api.recorded("POST", "jobs")
     assert post.headers["authorization"] == "Bearer fake-token"
@@ -196,23 +192,18 @@ def test_make_launcher_reads_kubeconfig(api, monkeypatch, tmp_path) -> None:
 # --------------------------------------------------------------------------- reconciling
 
 
-def test_reconcile_ends_failed_and_timed_out_jobs_in_error_once(api, launcher, bundles) -> None:
+def test_reconcile_ends_failed_and_timed_out_jobs_in_error_once(api, launcher) -> None:
     timed_out, crashed, graded, running = _id(), _id(), _id(), _id()
     for sid in (timed_out, crashed, graded, running):
-        launcher().launch(sid)
+        launcher().launch(sid, DEADLINE)
     api.fail_job(f"runner-{timed_out}", NAMESPACE)
     api.fail_job(f"runner-{crashed}", NAMESPACE, reason="BackoffLimitExceeded", message="limit")
     api.add_pod(f"runner-{crashed}", NAMESPACE, reason="OOMKilled", exit_code=137)
     api.complete_job(f"runner-{graded}", NAMESPACE)
     backend = FakeInternalApi()
-    settings = Settings.from_env(
-        {},
-        internal_result_token=SECRET,
-        k8s_namespace=NAMESPACE,
-        backend_internal_url=backend.url,
-    )
+    settings = _settings(backend_internal_url=backend.url)
     configuration = client.Configuration(host=api.url)
-    reconciler = Reconciler(settings, client.ApiClient(configuration), bundles)
+    reconciler = Reconciler(settings, client.ApiClient(configuration), fakeredis.FakeRedis())
 
     outcome = reconciler.run_once()
 
@@ -223,7 +214,7 @@ def test_reconcile_ends_failed_and_timed_out_jobs_in_error_once(api, launcher, b
         (crashed, "the runner failed (BackoffLimitExceeded; OOMKilled, exit code 137)"),
     ):
         post = posts[f"/internal/submissions/{sid}/result"]
-        assert post["token"] == result_token_for(SECRET, sid)
+        assert post["token"] == submission_token(SECRET, sid)
         assert post["body"]["status"] == "error"
         assert post["body"]["metrics"] == {"error": reason}
         assert reason in post["body"]["feedback"]
@@ -234,18 +225,16 @@ def test_reconcile_ends_failed_and_timed_out_jobs_in_error_once(api, launcher, b
 
 def test_reconcile_treats_a_final_submission_as_done(api, launcher) -> None:
     sid = _id()
-    launcher().launch(sid)
+    launcher().launch(sid, DEADLINE)
     api.fail_job(f"runner-{sid}", NAMESPACE)
     backend = FakeInternalApi(answer=(409, {"error": {"code": "result_conflict"}}))
-    settings = Settings.from_env(
-        {}, internal_result_token=SECRET, k8s_namespace=NAMESPACE, backend_internal_url=backend.url
-    )
+    settings = _settings(backend_internal_url=backend.url)
     redis = fakeredis.FakeRedis()
     reconciler = Reconciler(
         settings,
         client.ApiClient(client.Configuration(host=api.url)),
         redis,
-        backend=lambda s: InternalApiClient(backend.url, result_token_for(SECRET, s), retries=0),
+        backend=lambda s: InternalApiClient(backend.url, submission_token(SECRET, s), retries=0),
     )
 
     assert reconciler.run_once().already_final == [f"runner-{sid}"]
@@ -302,8 +291,14 @@ def test_delivered_twice_one_job_and_a_timed_out_job_ends_in_error(api, tmp_path
     }
     with dev_stack(extra_env=extra_env, log_dir=tmp_path) as stack:
         sid = _submit(stack)  # the first delivery
-        producer = make_celery(Settings.from_env({"REDIS_URL": stack.redis_url}))
-        producer.send_task(SCHEDULE_TASK, args=[sid], queue="queue:submissions")  # the second
+        producer = make_celery(BrokerSettings.from_env({"REDIS_URL": stack.redis_url}))
+        # The second: the same message again, with the deadline the webapp sized (2 tests of 2 s).
+        producer.send_task(
+            SCHEDULE_TASK,
+            args=[sid],
+            kwargs={"deadline_seconds": 149},
+            queue="queue:submissions",
+        )
         producer.close()
 
         # Each delivery ends its launch by creating (or finding) the Job's token Secret.
@@ -317,7 +312,7 @@ def test_delivered_twice_one_job_and_a_timed_out_job_ends_in_error(api, tmp_path
         assert 429 in statuses and 500 in statuses
         job = api.stored("jobs", NAMESPACE)[name]
         assert job["spec"]["activeDeadlineSeconds"] == 149  # 40 + 2 x 4.5 + 60 + 40
-        token = result_token_for(stack.env["INTERNAL_RESULT_TOKEN"], sid)
+        token = submission_token(stack.env["INTERNAL_RESULT_TOKEN"], sid)
         assert _token_in_secret(api, name) == token
         assert _submission(stack, sid)["job_name"] == name
 

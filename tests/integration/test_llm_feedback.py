@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from cloudemy_dev.demo_data import DEMO_INSTRUCTOR
+from cloudemy_dev.devstack import DevStack, dev_stack
 from tests.integration.conftest import Api, register_student, signed_in
 from tests.llm_fake_server import (
     Completion,
@@ -17,8 +19,6 @@ from tests.llm_fake_server import (
     fake_chat_server,
     obeying_model,
 )
-from webapp.demo_data import DEMO_INSTRUCTOR
-from webapp.devstack import DevStack, dev_stack
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ import time
 
 import requests
 
+from cloudemy_dev.demo_data import DEMO_INSTRUCTOR
+from runner_image.contract import RESULT_TOKEN_HEADER, submission_token
 from tests.integration.conftest import signed_in
-from webapp.demo_data import DEMO_INSTRUCTOR
-from webapp.security import result_token_for
 
 SLOW_SUM = (
     "import sys, time\ntime.sleep(0.4)\nprint(sum(int(x) for x in sys.stdin.read().split()[1:]))\n"
@@ -107,11 +107,11 @@ def test_result_post_with_a_wrong_token_is_refused_and_changes_nothing(stack, ne
     _, before = statuses_until_final(student, submission_id)
     forged = {"status": "graded", "score": 0, "verdict": "wrong_answer", "feedback": "forged"}
 
-    for token in ("wrong", result_token_for("not-the-server-secret", submission_id)):
+    for token in ("wrong", submission_token("not-the-server-secret", submission_id)):
         response = requests.post(
             f"{stack.api_url}/internal/submissions/{submission_id}/result",
             json=forged,
-            headers={"X-Result-Token": token},
+            headers={RESULT_TOKEN_HEADER: token},
             timeout=15,
         )
         assert response.status_code == 401
@@ -131,12 +131,12 @@ def test_a_scoped_token_cannot_touch_another_submission(stack, new_student):
         ).json()["id"]
         for _ in range(2)
     )
-    token_of_first = result_token_for(stack.env["INTERNAL_RESULT_TOKEN"], first)
+    token_of_first = submission_token(stack.env["INTERNAL_RESULT_TOKEN"], first)
 
     response = requests.post(
         f"{stack.api_url}/internal/submissions/{second}/status",
         json={"status": "running"},
-        headers={"X-Result-Token": token_of_first},
+        headers={RESULT_TOKEN_HEADER: token_of_first},
         timeout=15,
     )
 

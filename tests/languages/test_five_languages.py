@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner_image.languages import LANGUAGES, language_problem
+from runner_image.sandbox.languages import LANGUAGES, language_problem
 
 TESTS = [
     {"name": "small", "stdin": "2 3\n", "expected_stdout": "5\n"},

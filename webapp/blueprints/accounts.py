@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, g, jsonify
 from mongoengine import NotUniqueError
 
 from webapp.auth import login_required
@@ -11,6 +11,7 @@ from webapp.models import User
 from webapp.schemas import LoginBody, RegisterBody
 from webapp.security import hash_password, issue_access_token, verify_password
 from webapp.serializers import user_json
+from webapp.services import app_settings
 
 bp = Blueprint("accounts", __name__, url_prefix="/api")
 
@@ -38,8 +39,10 @@ def login():
     user = User.objects(email=body.email).first()
     if not verify_password(user.password_hash if user else None, body.password):
         raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
-    settings = current_app.config["SETTINGS"]
-    token = issue_access_token(str(user.id), settings.secret_key, settings.access_token_ttl_seconds)
+    settings = app_settings()
+    token = issue_access_token(
+        str(user.id), settings.secret_key.get_secret_value(), settings.access_token_ttl_seconds
+    )
     return jsonify(
         {
             "access_token": token,

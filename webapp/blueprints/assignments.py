@@ -4,24 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, g, jsonify
 from kubernetes.utils import parse_quantity
 from mongoengine.queryset.visitor import Q
 
-from runner_image.languages import LANGUAGES, language_problem
+from runner_image.contract import TestCase
+from runner_image.sandbox.languages import LANGUAGES, language_problem
 from tasks.launchers.deadline import runner_seconds_needed
+from tasks.settings import LauncherKind
 from webapp.auth import login_required, object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
-from webapp.models import Assignment, FeedbackSettings, TestCase, User, utcnow
+from webapp.models import Assignment, User, utcnow
 from webapp.pagination import paginated
-from webapp.schemas import (
-    AssignmentCreateBody,
-    AssignmentPatchBody,
-    FeedbackBody,
-    TestCaseBody,
-    has_call_tests,
-)
+from webapp.schemas import AssignmentCreateBody, AssignmentPatchBody, has_call_tests
 from webapp.serializers import assignment_json
+from webapp.services import app_settings
 
 bp = Blueprint("assignments", __name__, url_prefix="/api/assignments")
 
@@ -44,11 +41,11 @@ def visible_assignment_or_404(user: User, assignment_id: str) -> Assignment:
 def _language_problem(language: str) -> str | None:
     """Decided where the code will run: this machine for the local launcher, the runner
     image (all languages, unless RUNNER_LANGUAGES narrows them) for Kubernetes."""
-    settings = current_app.config["SETTINGS"]
+    settings = app_settings()
     offered = settings.runner_languages or tuple(LANGUAGES)
     if language not in offered:
         return f"unknown language {language!r}; supported: {', '.join(sorted(offered))}"
-    return language_problem(language) if settings.runner_launcher == "local" else None
+    return language_problem(language) if settings.runner_launcher == LauncherKind.LOCAL else None
 
 
 MIB = 1024 * 1024
@@ -59,8 +56,8 @@ def _check_fits_a_runner(assignment: Assignment) -> None:
     """An assignment whose worst case cannot fit a runner (its pod's memory, the longest
     deadline) would end every such submission in `error` (an uncounted attempt), so it is
     refused up front."""
-    settings = current_app.config["SETTINGS"]
-    if settings.runner_launcher == "kubernetes":
+    settings = app_settings()
+    if settings.runner_launcher == LauncherKind.KUBERNETES:
         pod_mb = int(parse_quantity(settings.runner_memory_limit) / MIB)
         if assignment.memory_limit_mb + RUNNER_OVERHEAD_MB > pod_mb:
             raise ApiError(
@@ -81,7 +78,7 @@ def _check_fits_a_runner(assignment: Assignment) -> None:
         )
 
 
-def _check_language(language: str, tests: Sequence[TestCaseBody | TestCase] | None) -> None:
+def _check_language(language: str, tests: Sequence[TestCase] | None) -> None:
     problem = _language_problem(language)
     if problem:
         raise ApiError(422, "unsupported_language", problem)
@@ -89,26 +86,14 @@ def _check_language(language: str, tests: Sequence[TestCaseBody | TestCase] | No
         raise ApiError(422, "unsupported_test_kind", "call tests are only available for python")
 
 
-def _test_cases(tests: list[TestCaseBody]) -> list[TestCase]:
-    return [TestCase(**t.model_dump()) for t in tests]
-
-
-def _feedback(feedback: FeedbackBody) -> FeedbackSettings:
-    return FeedbackSettings(**feedback.model_dump())
-
-
 @bp.post("")
 @login_required("instructor")
 def create_assignment():
     body = parse_body(AssignmentCreateBody)
     _check_language(body.language, body.tests)
-    fields = body.model_dump(exclude={"tests", "feedback"})
-    assignment = Assignment(
-        **fields,
-        owner_id=g.user.id,
-        tests=_test_cases(body.tests),
-        feedback=_feedback(body.feedback),
-    )
+    assignment = Assignment(**body.model_dump(exclude={"tests", "feedback"}), owner_id=g.user.id)
+    assignment.test_cases = body.tests
+    assignment.feedback_settings = body.feedback
     _check_fits_a_runner(assignment)
     assignment.save()
     return jsonify(assignment_json(assignment, is_owner=True)), 201
@@ -142,12 +127,12 @@ def patch_assignment(assignment_id: str):
     body = parse_body(AssignmentPatchBody)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if {"language", "tests"} & changes.keys():
-        tests = body.tests if "tests" in changes else assignment.tests
+        tests = body.tests if "tests" in changes else assignment.test_cases
         _check_language(changes.get("language", assignment.language), tests)
     if "tests" in changes:
-        changes["tests"] = _test_cases(body.tests or [])
+        assignment.test_cases = changes.pop("tests")
     if "feedback" in changes:
-        changes["feedback"] = _feedback(body.feedback or FeedbackBody())
+        assignment.feedback_settings = changes.pop("feedback")
     for name, value in changes.items():
         setattr(assignment, name, value)
     assignment.updated_at = utcnow()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import mongoengine
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from webapp.extensions import services
 from webapp.metrics import REGISTRY
+from webapp.services import services
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ def healthz():
 def readyz():
     checks: dict[str, str] = {}
     try:
-        mongoengine.get_db().command("ping")
+        services().database.command("ping")
         checks["mongodb"] = "ok"
     except Exception as exc:
         log.warning("readiness: MongoDB unreachable: %s", exc)

@@ -1,19 +1,27 @@
-"""Callbacks from the scheduler and the runner, authenticated by a per-submission token."""
+"""Callbacks from the scheduler and the runner, authenticated by scoped tokens
+(runner_image.contract.tokens): one per submission, one for the sweep."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
+from runner_image.contract import (
+    RESULT_TOKEN_HEADER,
+    Result,
+    Status,
+    submission_token,
+    sweep_token,
+    token_matches,
+)
 from webapp.auth import object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
-from webapp.extensions import services
 from webapp.grading import discard_bundle
 from webapp.lifecycle import StoreOutcome, mark_running, mark_scheduled, store_result
 from webapp.models import Submission
-from webapp.schemas import ResultBody, StatusBody
-from webapp.security import SWEEP_TOKEN_SCOPE, result_token_is_valid
+from webapp.schemas import StatusBody
+from webapp.services import app_settings, services
 from webapp.sweeper import sweep
 
 bp = Blueprint("internal", __name__, url_prefix="/internal")
@@ -27,15 +35,18 @@ def _allow_full_results() -> None:
     request.max_content_length = MAX_RESULT_BYTES
 
 
-def _require_token(scope: str) -> None:
-    secret = current_app.config["SETTINGS"].internal_result_token
-    if not result_token_is_valid(secret, scope, request.headers.get("X-Result-Token")):
-        raise ApiError(401, "invalid_token", "missing or invalid X-Result-Token")
+def _server_secret() -> str:
+    return app_settings().internal_result_token.get_secret_value()
+
+
+def _require_token(expected: str) -> None:
+    if not token_matches(expected, request.headers.get(RESULT_TOKEN_HEADER)):
+        raise ApiError(401, "invalid_token", f"missing or invalid {RESULT_TOKEN_HEADER}")
 
 
 def _authorised_submission(submission_id: str) -> Submission:
     """Check the token before anything else, so an unknown id reveals nothing without one."""
-    _require_token(submission_id)
+    _require_token(submission_token(_server_secret(), submission_id))
     submission = Submission.objects(id=object_id_or_404(submission_id, "submission")).first()
     if submission is None:
         raise not_found("submission")
@@ -46,7 +57,7 @@ def _authorised_submission(submission_id: str) -> Submission:
 def post_status(submission_id: str):
     oid = _authorised_submission(submission_id).id
     body = parse_body(StatusBody)
-    if body.status == "scheduled":
+    if body.status == Status.SCHEDULED:
         changed = mark_scheduled(oid, body.job_name)
     else:
         changed = mark_running(oid)
@@ -57,7 +68,7 @@ def post_status(submission_id: str):
 @bp.post("/submissions/<submission_id>/result")
 def post_result(submission_id: str):
     submission = _authorised_submission(submission_id)
-    result = parse_body(ResultBody)
+    result = parse_body(Result)
     if result.score is not None and result.score > submission.max_score + 1e-9:
         raise ApiError(
             400,
@@ -74,7 +85,7 @@ def post_result(submission_id: str):
 
 @bp.post("/sweep")
 def post_sweep():
-    """Run by the reconciler on every pass; the token is scoped to this one call."""
-    _require_token(SWEEP_TOKEN_SCOPE)
-    report = sweep(current_app.config["SETTINGS"], services())
+    """Run by the reconciler on every pass, under a token scoped to this one call."""
+    _require_token(sweep_token(_server_secret()))
+    report = sweep(app_settings(), services())
     return jsonify(asdict(report))

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from webapp.attempts import release_attempt, reserve_attempt
+from webapp.attempts import reserve_attempt
 from webapp.auth import login_required, object_id_or_404
 from webapp.blueprints.assignments import visible_assignment_or_404
 from webapp.errors import ApiError, not_found, parse_body
-from webapp.extensions import services
 from webapp.grading import discard_bundle, enqueue_grading
+from webapp.lifecycle import fail_unqueued
 from webapp.models import Assignment, Submission, User, utcnow
 from webapp.pagination import paginated
 from webapp.schemas import SubmissionCreateBody
 from webapp.serializers import submission_json
+from webapp.services import app_settings, services
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def _is_instructor_of(user: User, assignment: Assignment | None) -> bool:
 
 def _check_can_submit(assignment: Assignment, body: SubmissionCreateBody) -> None:
     """Raises the api.md error that forbids this submission, if any."""
-    settings = current_app.config["SETTINGS"]
+    settings = app_settings()
     size = len(body.code.encode())
     if size > settings.max_code_bytes:
         raise ApiError(
@@ -68,18 +69,11 @@ def create_submission(assignment_id: str):
     )
     submission.save()
     try:
-        enqueue_grading(submission, assignment, services(), current_app.config["SETTINGS"])
+        enqueue_grading(submission, assignment, services(), app_settings())
     except (RedisError, KombuError, OSError) as exc:
         log.error("could not queue submission %s: %s", submission.id, exc)
         discard_bundle(submission.id, services())
-        release_attempt(assignment.id, g.user.id)
-        Submission.objects(id=submission.id, status="queued").update_one(
-            set__status="error",
-            set__verdict="internal_error",
-            set__feedback="The grading queue was unavailable; this attempt does not count. "
-            "Please submit again.",
-            set__finished_at=utcnow(),
-        )
+        fail_unqueued(submission)
         raise ApiError(
             503, "queue_unavailable", "the grading queue is unavailable; please retry"
         ) from exc

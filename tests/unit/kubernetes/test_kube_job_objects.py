@@ -10,8 +10,9 @@ import kubernetes_validate
 import pytest
 from kubernetes import client
 
-from runner_image.config import LLM_BUDGET_CAP_SECONDS
-from runner_image.grader import COMPILE_TIME_LIMIT_MS
+from runner_image.contract import submission_token
+from runner_image.grading.grader import COMPILE_TIME_LIMIT_MS
+from runner_image.settings import LLM_BUDGET_CAP_SECONDS
 from tasks.launchers.base import Launcher, runner_name
 from tasks.launchers.deadline import (
     COMPILE_BUDGET_SECONDS,
@@ -26,8 +27,7 @@ from tasks.launchers.job_objects import (
     runner_token_secret,
     runner_uid,
 )
-from webapp.config import Settings
-from webapp.security import result_token_for
+from tasks.settings import SchedulerSettings
 
 SECRET = "s" * 40
 SUBMISSION_ID = "65a0000000000000000000aa"
@@ -37,16 +37,16 @@ SCHEMA_VERSIONS = sorted({"1.31.0", kubernetes_validate.latest_version()})
 
 
 class _Launcher(Launcher):
-    def launch(self, submission_id: str) -> str:
+    def launch(self, submission_id: str, deadline_seconds: int) -> str:
         return runner_name(submission_id)
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(**overrides: Any) -> SchedulerSettings:
     env = {"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_IMAGE": "registry.example/cloudemy/runner:1"}
-    return Settings.from_env(env, **overrides)
+    return SchedulerSettings.from_env(env, **overrides)
 
 
-def _job(settings: Settings | None = None, deadline: int = 120) -> dict[str, Any]:
+def _job(settings: SchedulerSettings | None = None, deadline: int = 120) -> dict[str, Any]:
     settings = settings or _settings()
     env = _Launcher(settings).runner_env(SUBMISSION_ID)
     job = runner_job(settings, SUBMISSION_ID, env, deadline)
@@ -61,7 +61,7 @@ def _env(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_the_job_and_its_secret_are_valid_in_strict_mode(version: str) -> None:
     job = _job()
     owned = client.ApiClient().sanitize_for_serialization(
-        runner_token_secret(_stored(job), result_token_for(SECRET, SUBMISSION_ID))
+        runner_token_secret(_stored(job), submission_token(SECRET, SUBMISSION_ID))
     )
 
     kubernetes_validate.validate(job, version, strict=True)
@@ -160,7 +160,7 @@ def test_env_per_the_seed_with_the_token_and_the_llm_key_from_secrets() -> None:
 def test_no_secret_value_is_written_into_the_job() -> None:
     text = str(_job())
 
-    assert result_token_for(SECRET, SUBMISSION_ID) not in text
+    assert submission_token(SECRET, SUBMISSION_ID) not in text
     assert SECRET not in text
 
 
@@ -204,19 +204,19 @@ def test_the_token_secret_needs_the_stored_job() -> None:
 
 
 @pytest.mark.parametrize(
-    ("bundle", "expected"),
+    ("n_tests", "time_limit_ms", "expected"),
     [
-        (None, 120),
-        ({}, 120),
-        ({"time_limit_ms": 1000, "tests": [{}] * 3}, 148),  # 40 + 8 + 60 + 40
-        ({"time_limit_ms": 2000, "tests": [{}] * 10}, 185),  # 40 + 45 + 60 + 40
-        ({"time_limit_ms": 10_000, "tests": [{}] * 1000}, 3600),  # capped
-        ({"time_limit_ms": "x", "tests": [{}]}, 120),
-        ({"time_limit_ms": 100, "tests": []}, 140),
+        (3, 1000, 148),  # 40 + 8 + 60 + 40
+        (10, 2000, 185),  # 40 + 45 + 60 + 40
+        (1000, 10_000, 3600),  # capped
+        (0, 100, 140),
+        (1, -5, 141),  # a negative time limit counts as none
     ],
 )
-def test_the_deadline_grows_with_the_assignment_limits(bundle, expected: int) -> None:
-    assert runner_deadline_seconds(bundle, 120, 3600) == expected
+def test_the_deadline_grows_with_the_assignment_limits(
+    n_tests: int, time_limit_ms: int, expected: int
+) -> None:
+    assert runner_deadline_seconds(n_tests, time_limit_ms, _settings()) == expected
 
 
 def test_the_deadline_budgets_cover_the_runners_own_limits() -> None:
@@ -226,8 +226,15 @@ def test_the_deadline_budgets_cover_the_runners_own_limits() -> None:
 
 
 def test_the_deadline_never_drops_below_the_minimum() -> None:
-    assert runner_deadline_seconds({"time_limit_ms": 1, "tests": [{}]}, 300, 3600) == 300
+    assert runner_deadline_seconds(1, 1, _settings(runner_min_deadline_seconds=300)) == 300
     assert _job(deadline=185)["spec"]["activeDeadlineSeconds"] == 185
+
+
+def test_the_deadline_bounds_come_from_the_settings() -> None:
+    settings = _settings(runner_min_deadline_seconds=60, runner_max_deadline_seconds=600)
+
+    assert runner_deadline_seconds(0, 0, settings) == 140
+    assert runner_deadline_seconds(1000, 10_000, settings) == 600
 
 
 def _condition(kind: str, status: str = "True") -> client.V1JobCondition:

@@ -12,11 +12,14 @@ from celery.exceptions import Retry
 from kubernetes.client.exceptions import ApiException
 
 import tasks.scheduler as scheduler
+from runner_image.contract import Result, Status
 from tasks.launchers import LaunchDeferred, LaunchError, make_launcher
 from tasks.launchers.kubernetes import api_status, launch_failure, retry_after_seconds
-from webapp.config import Settings
+from tasks.settings import SchedulerSettings
+from tests.eager_worker import run_worker_on, scheduler_settings
 
 SUBMISSION_ID = "65a0000000000000000000aa"
+DEADLINE = 185
 
 
 @dataclass
@@ -26,8 +29,9 @@ class ScriptedLauncher:
     outcomes: list[Exception]
     calls: int = 0
 
-    def launch(self, submission_id: str) -> str:
+    def launch(self, submission_id: str, deadline_seconds: int) -> str:
         self.calls += 1
+        assert deadline_seconds == DEADLINE
         if self.outcomes:
             raise self.outcomes.pop(0)
         return f"runner-{submission_id}"
@@ -37,11 +41,11 @@ class ScriptedLauncher:
 class RecordingBackend:
     posts: list[tuple[str, Any]] = field(default_factory=list)
 
-    def post_status(self, submission_id: str, status: str, job_name: str | None = None):
+    def post_status(self, submission_id: str, status: Status, job_name: str | None = None):
         self.posts.append(("status", (status, job_name)))
         return {"changed": True}
 
-    def post_result(self, submission_id: str, result: dict[str, Any]):
+    def post_result(self, submission_id: str, result: Result):
         self.posts.append(("result", result))
         return {"stored": True}
 
@@ -50,7 +54,14 @@ class RecordingBackend:
 
 
 @pytest.fixture
-def run(monkeypatch):
+def settings() -> SchedulerSettings:
+    configured = scheduler_settings()
+    run_worker_on(configured)
+    return configured
+
+
+@pytest.fixture
+def run(monkeypatch, settings):
     backend = RecordingBackend()
     countdowns: list[float] = []
     original_retry = scheduler.schedule_submission.retry
@@ -59,12 +70,14 @@ def run(monkeypatch):
         countdowns.append(kwargs["countdown"])
         return original_retry(*args, **kwargs)
 
-    monkeypatch.setattr(scheduler, "_backend", lambda settings, sid: backend)
+    monkeypatch.setattr(scheduler, "backend_for", lambda settings, sid: backend)
     monkeypatch.setattr(scheduler.schedule_submission, "retry", recording_retry)
 
     def run_with(launcher: ScriptedLauncher):
         monkeypatch.setattr(scheduler, "make_launcher", lambda settings: launcher)
-        result = scheduler.schedule_submission.apply(args=[SUBMISSION_ID])
+        result = scheduler.schedule_submission.apply(
+            args=[SUBMISSION_ID], kwargs={"deadline_seconds": DEADLINE}
+        )
         return result, backend, countdowns
 
     return run_with
@@ -90,8 +103,8 @@ def test_failures_end_in_error_after_the_budget(run) -> None:
     assert result.get() is None
     assert launcher.calls == scheduler.MAX_LAUNCH_RETRIES + 1
     ((kind, body),) = backend.posts
-    assert kind == "result" and body["status"] == "error"
-    assert "no runner could be started (boom)" in body["metrics"]["error"]
+    assert kind == "result" and body.status == Status.ERROR
+    assert "no runner could be started (boom)" in body.metrics["error"]
 
 
 def test_a_429_retries_after_its_retry_after(run) -> None:
@@ -105,12 +118,13 @@ def test_a_429_retries_after_its_retry_after(run) -> None:
     assert countdowns == [7]
 
 
-def test_a_retry_is_a_celery_retry_not_a_failure(monkeypatch) -> None:
-    """In a worker the retry is re-published with its countdown (Retry), not run again now."""
+def test_a_retry_is_a_celery_retry_not_a_failure(monkeypatch, settings) -> None:
+    """In a worker the retry is re-published with its countdown (Retry), not run again now,
+    and keeps the deadline the task was sent with."""
     monkeypatch.setattr(
         scheduler, "make_launcher", lambda s: ScriptedLauncher([LaunchDeferred("cap", 9)])
     )
-    monkeypatch.setattr(scheduler, "_backend", lambda s, sid: RecordingBackend())
+    monkeypatch.setattr(scheduler, "backend_for", lambda s, sid: RecordingBackend())
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(
         scheduler.schedule_submission,
@@ -122,20 +136,20 @@ def test_a_retry_is_a_celery_retry_not_a_failure(monkeypatch) -> None:
     scheduler.schedule_submission.push_request(
         id="t-1",
         args=[SUBMISSION_ID],
-        kwargs={},
+        kwargs={"deadline_seconds": DEADLINE},
         retries=0,
         is_eager=False,
         called_directly=False,
     )
     try:
         with pytest.raises(Retry):
-            scheduler.schedule_submission.run(SUBMISSION_ID)
+            scheduler.schedule_submission.run(SUBMISSION_ID, deadline_seconds=DEADLINE)
     finally:
         scheduler.schedule_submission.pop_request()
     ((message,),) = [sent]
     assert message["countdown"] == 9
     assert list(message["args"]) == [SUBMISSION_ID]
-    assert message["kwargs"] == {"failures": 0}
+    assert message["kwargs"] == {"deadline_seconds": DEADLINE, "failures": 0}
 
 
 @pytest.mark.parametrize(
@@ -177,7 +191,8 @@ def test_make_launcher_without_any_kubernetes_configuration_is_a_launch_error(
     monkeypatch, tmp_path
 ) -> None:
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-    settings = Settings.from_env({}, runner_launcher="kubernetes", redis_url="redis://127.0.0.1:1")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    settings = scheduler_settings(runner_launcher="kubernetes")
 
     with pytest.raises(LaunchError, match="Kubernetes configuration"):
         make_launcher(settings)

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner_image.bundle import Bundle, TestSpec
-from runner_image.config import RunnerSettings
-from runner_image.judge import Judgement, TestOutcome, judge
+from runner_image.contract import Bundle, TestCase, Verdict
+from runner_image.grading.judge import Judgement, TestOutcome, judge
+from runner_image.settings import RunnerSettings
 
 HIDDEN_STDIN = "123456 654321\n"
 HIDDEN_EXPECTED = "777777\n"
 SUM_TESTS = (
-    TestSpec("small", "1 2\n", "3\n"),
-    TestSpec("negative", "-5 2\n", "-3\n"),
-    TestSpec("hidden big", HIDDEN_STDIN, HIDDEN_EXPECTED, hidden=True),
+    TestCase(name="small", stdin="1 2\n", expected_stdout="3\n"),
+    TestCase(name="negative", stdin="-5 2\n", expected_stdout="-3\n"),
+    TestCase(name="hidden big", stdin=HIDDEN_STDIN, expected_stdout=HIDDEN_EXPECTED, hidden=True),
 )
 SUM_SOLUTION = "a, b = map(int, input().split())\nprint(a + b)\n"
 DESCRIPTION = "Read two integers on one line and print their sum."
@@ -22,7 +22,7 @@ DESCRIPTION = "Read two integers on one line and print their sum."
 
 def make_bundle(
     code: str = SUM_SOLUTION,
-    tests: tuple[TestSpec, ...] = SUM_TESTS,
+    tests: tuple[TestCase, ...] = SUM_TESTS,
     rubric: str | None = None,
     rubric_weight: float = 0.0,
     **feedback: Any,
@@ -45,13 +45,15 @@ def make_judgement(
 ) -> Judgement:
     """The judgement of `bundle` with the given verdicts (accepted by default) and outputs."""
     outcomes = [
-        TestOutcome(t, verdicts.get(t.name, "accepted"), None, _message(verdicts.get(t.name)))
+        TestOutcome(
+            t, Verdict(verdicts.get(t.name, Verdict.ACCEPTED)), None, _message(verdicts.get(t.name))
+        )
         for t in bundle.tests
     ]
     judgement = judge(bundle, outcomes, "syntax_error")
     for row in judgement.tests:
-        row["stdout"] = (stdout or {}).get(row["name"], "")
-        row["time_ms"] = 15
+        row.stdout = (stdout or {}).get(row.name, "")
+        row.time_ms = 15
     return judgement
 
 
@@ -69,14 +71,15 @@ def llm_settings(base_url: str | None, **overrides: Any) -> RunnerSettings:
         "submission_id": "sub-llm",
         "redis_url": "redis://127.0.0.1:1/0",
         "backend_internal_url": "http://127.0.0.1:1/internal",
-        "result_token": "token",
+        "internal_result_token": "token",
         "llm_api_key": "sk-test-key",
         "llm_model": "gpt-4o-mini",
         "llm_base_url": base_url,
         "llm_timeout_seconds": 5.0,
         "llm_max_retries": 1,
     }
-    return RunnerSettings(**(fields | overrides))
+    # from_env with an empty mapping: the test's settings and nothing of the outer environment.
+    return RunnerSettings.from_env({}, **(fields | overrides))
 
 
 _READ = "a, b = map(int, input().split())\n"

@@ -1,4 +1,4 @@
-"""llm.py: the real openai client against the fake Chat Completions server, over HTTP. Every
+"""review.llm: the real openai client against the fake Chat Completions server, over HTTP. Every
 failure ends in an LlmReply saying why, within the call's budget; nothing raises."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from runner_image.config import LLM_BUDGET_CAP_SECONDS
-from runner_image.llm import BudgetExceeded, call_budget, request_feedback, run_within
-from runner_image.llm_prompt import FEEDBACK_TAGS
+from runner_image.review.llm import BudgetExceeded, call_budget, request_feedback, run_within
+from runner_image.review.tags import FEEDBACK_TAGS
+from runner_image.settings import LLM_BUDGET_CAP_SECONDS
 from tests.llm_fake_server import Completion, Raw, Sleep, Status, Trickle
 from tests.unit.llm.llm_cases import (
     HIDDEN_EXPECTED,
@@ -227,7 +227,7 @@ def test_a_bug_on_our_side_is_reported_not_raised(fake_llm, monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("stdout")
 
-    monkeypatch.setattr("runner_image.llm.build_messages", broken)
+    monkeypatch.setattr("runner_image.review.llm.build_messages", broken)
     reply = ask(fake_llm)
     assert (reply.status, reply.detail) == ("error", "the LLM feedback step failed unexpectedly")
 

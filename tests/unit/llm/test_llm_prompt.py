@@ -1,5 +1,5 @@
-"""llm_prompt.py: what the model is shown, the answer's schema and its validation, and the
-hidden-test leak filter."""
+"""review.prompt, review.answer, review.tags and review.filters: what the model is shown, the
+answer's schema and its validation, the tag vocabulary, and the hidden-test leak filter."""
 
 from __future__ import annotations
 
@@ -10,24 +10,22 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from runner_image.bundle import TestSpec as Spec
-from runner_image.judge import compile_failure, judge
-from runner_image.llm_prompt import (
-    FEEDBACK_TAGS,
-    MAX_CODE_CHARS,
+from runner_image.contract import FeedbackSettings, TestCase
+from runner_image.grading.judge import VERDICT_TAGS, compile_failure, judge
+from runner_image.grading.score import rubric_weight
+from runner_image.review.answer import (
     MAX_FEEDBACK_CHARS,
-    VERDICT_TAGS,
     FeedbackAnswer,
     RubricFeedbackAnswer,
-    assignment_tags,
-    build_messages,
-    hidden_leak,
-    kept_tags,
     parse_answer,
-    plain_markdown,
     response_format,
-    rubric_leak,
-    rubric_weight,
+)
+from runner_image.review.filters import hidden_leak, plain_markdown, rubric_leak
+from runner_image.review.prompt import MAX_CODE_CHARS, build_messages
+from runner_image.review.tags import (
+    FEEDBACK_TAGS,
+    assignment_tags,
+    kept_tags,
     suggestible_tags,
 )
 from tests.unit.llm.llm_cases import (
@@ -38,6 +36,10 @@ from tests.unit.llm.llm_cases import (
 )
 
 BLOCK = re.compile(r"<<<BEGIN (UNTRUSTED-[0-9A-F]{16}) ([^>]*)>>>\n(.*?)\n<<<END \1>>>", re.DOTALL)
+
+
+def spec(name: str, stdin: str, expected_stdout: str, **fields) -> TestCase:
+    return TestCase(name=name, stdin=stdin, expected_stdout=expected_stdout, **fields)
 
 
 def blocks(user_message: str) -> dict[str, str]:
@@ -122,7 +124,7 @@ class TestMessages:
 
     def test_huge_code_and_outputs_are_clipped(self):
         huge = "x = 1\n" * 20_000
-        bundle = make_bundle(huge, tests=(Spec("big", "9" * 100_000, "8" * 100_000),))
+        bundle = make_bundle(huge, tests=(spec("big", "9" * 100_000, "8" * 100_000),))
         judgement = make_judgement(bundle, {"big": "wrong_answer"}, {"big": "7" * 100_000})
         user = build_messages(bundle, judgement, list(FEEDBACK_TAGS), False)[1]["content"]
         assert len(user) < MAX_CODE_CHARS + 10_000
@@ -139,13 +141,18 @@ class TestSchema:
         assert rubric["schema"]["additionalProperties"] is False
 
     def test_tags_offered_are_the_feedback_tags_and_the_assignments_own(self):
-        bundle = make_bundle(tags=["Recursion", "uses_loops", "wrong_answer", "bad tag!", 3])
+        bundle = make_bundle(tags=["Recursion", "uses_loops", "wrong_answer", "bad tag!"])
         assert assignment_tags(bundle) == ["recursion", "uses_loops"]
         tags = suggestible_tags(bundle)
         assert tags == [*FEEDBACK_TAGS, "recursion", "uses_loops"]
         assert not set(tags) & set(VERDICT_TAGS)
         schema = response_format(tags, False)["json_schema"]["schema"]
         assert schema["properties"]["fail_tags"]["items"]["enum"] == tags
+
+    def test_a_tag_that_is_not_a_string_never_reaches_the_vocabulary(self):
+        """The contract refuses it when the bundle is read, so it is never offered."""
+        with pytest.raises(ValidationError, match="tags"):
+            make_bundle(tags=["recursion", 3])
 
     @pytest.mark.parametrize(
         ("rubric", "weight", "expected"),
@@ -154,14 +161,23 @@ class TestSchema:
             ("  ", 0.2, 0.0),
             ("Clear names", 0.0, 0.0),
             ("Clear names", 0.2, 0.2),
-            ("Clear names", 0.9, 0.3),
-            ("Clear names", -1, 0.0),
-            ("Clear names", "lots", 0.0),
-            ("Clear names", float("nan"), 0.0),
+            ("Clear names", 0.3, 0.3),
         ],
     )
     def test_rubric_weight(self, rubric, weight, expected):
         assert rubric_weight(make_bundle(rubric=rubric, rubric_weight=weight)) == expected
+
+    @pytest.mark.parametrize("weight", [0.9, -1, "lots", float("nan")])
+    def test_a_rubric_weight_out_of_bounds_is_refused_by_the_contract(self, weight):
+        with pytest.raises(ValidationError, match="rubric_weight"):
+            make_bundle(rubric="Clear names", rubric_weight=weight)
+
+    @pytest.mark.parametrize(("weight", "expected"), [(0.9, 0.3), (-1.0, 0.0)])
+    def test_rubric_weight_is_clamped_even_when_unvalidated(self, weight, expected):
+        """Defence in depth: settings that skipped validation still give at most 0.3."""
+        feedback = FeedbackSettings.model_construct(rubric="Clear names", rubric_weight=weight)
+        bundle = make_bundle().model_copy(update={"feedback": feedback})
+        assert rubric_weight(bundle) == expected
 
     @pytest.mark.parametrize("with_rubric", [False, True])
     def test_a_valid_answer_passes_both_the_wire_schema_and_the_model(self, with_rubric):
@@ -222,7 +238,7 @@ class TestParseAnswer:
             '"suspected_injection", "edge_case"]}',
             False,
         )
-        assert kept_tags(answer, list(FEEDBACK_TAGS)) == ["edge_case", "style"]
+        assert kept_tags(answer.fail_tags, list(FEEDBACK_TAGS)) == ["edge_case", "style"]
 
 
 class TestHiddenLeak:
@@ -231,11 +247,11 @@ class TestHiddenLeak:
         return make_bundle(
             "print(1)\n",
             tests=(
-                Spec("public", "1 2\n", "3\n"),
-                Spec("hidden sum", "40 2\n", "42\n", hidden=True),
-                Spec("hidden lines", "first line\nsecond line of input\n", "ok\n", hidden=True),
-                Spec("hidden shared", "1 2\n", "3\n", hidden=True),
-                Spec("hidden big", HIDDEN_STDIN, HIDDEN_EXPECTED, hidden=True),
+                spec("public", "1 2\n", "3\n"),
+                spec("hidden sum", "40 2\n", "42\n", hidden=True),
+                spec("hidden lines", "first line\nsecond line of input\n", "ok\n", hidden=True),
+                spec("hidden shared", "1 2\n", "3\n", hidden=True),
+                spec("hidden big", HIDDEN_STDIN, HIDDEN_EXPECTED, hidden=True),
             ),
         )
 

@@ -1,5 +1,5 @@
-"""feedback.py: the final score, the headline, the LLM-explained feedback and the assembled
-result. Pure, no model involved."""
+"""grading.score and review.feedback: the final score, the headline, the LLM-explained
+feedback and the assembled result. Pure, no model involved."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import itertools
 
 import pytest
 
-from runner_image.feedback import (
+from runner_image.contract import Result
+from runner_image.grading.judge import compile_failure, judge
+from runner_image.grading.score import blended_score
+from runner_image.review.answer import FeedbackAnswer, RubricFeedbackAnswer
+from runner_image.review.feedback import (
     assemble_result,
-    blended_score,
     deterministic_feedback,
     explained_feedback,
     headline,
 )
-from runner_image.judge import compile_failure, judge
-from runner_image.llm import LlmReply
-from runner_image.llm_prompt import FeedbackAnswer, RubricFeedbackAnswer
+from runner_image.review.llm import LlmReply
 from tests.unit.llm.llm_cases import HIDDEN_EXPECTED, HIDDEN_STDIN, make_bundle, make_judgement
 
 
@@ -127,11 +128,12 @@ class TestAssembleResult:
             0.0,
             [],
         )
-        assert result["score"] == judgement.score == 66.67
-        assert result["fail_tags"] == ["wrong_answer", "partial", "edge_case"]
-        assert result["feedback"].startswith("**Score: 66.67 / 100**: 2 of 3 tests passed.\n\n")
-        assert "`negative`: handle signs." in result["feedback"]
-        assert result["metrics"] == {
+        assert isinstance(result, Result)
+        assert result.score == judgement.score == 66.67
+        assert result.fail_tags == ["wrong_answer", "partial", "edge_case"]
+        assert result.feedback.startswith("**Score: 66.67 / 100**: 2 of 3 tests passed.\n\n")
+        assert "`negative`: handle signs." in result.feedback
+        assert result.metrics == {
             **judgement.metrics,
             "llm": "ok",
             "llm_model": "gpt-4o-mini",
@@ -141,35 +143,35 @@ class TestAssembleResult:
             "llm_tokens": 380,
             "tests_score": 66.67,
         }
-        assert result["instructor_tags"] == []
-        assert result["tests"] == judgement.tests
-        assert result["status"] == judgement.status
+        assert result.instructor_tags == []
+        assert result.tests == judgement.tests
+        assert result.status == judgement.status
 
     def test_without_an_answer_the_feedback_is_deterministic_and_says_nothing_of_the_llm(self):
         _, judgement = sum_judgement(negative="wrong_answer")
         result = assemble_result(
             judgement, reply("timeout", detail="no answer within 20 s", latency_ms=41000), 0.0, []
         )
-        assert result["feedback"] == deterministic_feedback(judgement)
-        assert result["metrics"]["llm"] == "timeout"
-        assert result["metrics"]["llm_detail"] == "no answer within 20 s"
-        assert "llm_tokens" not in result["metrics"]
+        assert result.feedback == deterministic_feedback(judgement)
+        assert result.metrics["llm"] == "timeout"
+        assert result.metrics["llm_detail"] == "no answer within 20 s"
+        assert "llm_tokens" not in result.metrics
 
     def test_rubric_weight_blends_and_is_recorded(self):
         _, judgement = sum_judgement(negative="wrong_answer")
         answer = RubricFeedbackAnswer(feedback="`negative`", fail_tags=[], rubric_score=0.5)
         result = assemble_result(judgement, reply(answer=answer), 0.3, [])
-        assert result["score"] == round(66.67 * 0.7 + 0.5 * 100 * 0.3, 2)
-        assert result["metrics"]["tests_score"] == 66.67
-        assert result["metrics"]["rubric_weight"] == 0.3
-        assert result["metrics"]["rubric_score"] == 0.5
+        assert result.score == round(66.67 * 0.7 + 0.5 * 100 * 0.3, 2)
+        assert result.metrics["tests_score"] == 66.67
+        assert result.metrics["rubric_weight"] == 0.3
+        assert result.metrics["rubric_score"] == 0.5
 
     def test_rubric_weight_without_a_rubric_score_keeps_the_tests_score(self):
         _, judgement = sum_judgement(negative="wrong_answer")
         result = assemble_result(judgement, reply("unavailable"), 0.3, [])
-        assert result["score"] == 66.67
-        assert result["metrics"]["rubric_score"] is None
-        assert "rubric review was unavailable" in result["feedback"]
+        assert result.score == 66.67
+        assert result.metrics["rubric_score"] is None
+        assert "rubric review was unavailable" in result.feedback
 
     def test_instructor_tags_stay_out_of_what_the_student_sees(self):
         _, judgement = sum_judgement()
@@ -177,13 +179,13 @@ class TestAssembleResult:
         result = assemble_result(
             judgement, reply(answer=answer), 0.0, ["suspected_injection", "suspected_injection"]
         )
-        assert result["instructor_tags"] == ["suspected_injection"]
-        student_view = {k: v for k, v in result.items() if k != "instructor_tags"}
+        assert result.instructor_tags == ["suspected_injection"]
+        student_view = result.model_dump(mode="json", exclude={"instructor_tags"})
         assert "injection" not in repr(student_view)
 
     def test_deterministic_feedback_never_quotes_a_hidden_test(self):
         _, judgement = sum_judgement(**{"hidden big": "wrong_answer"})
         result = assemble_result(judgement, reply("not_configured"), 0.0, [])
-        assert HIDDEN_STDIN.strip() not in result["feedback"]
-        assert HIDDEN_EXPECTED.strip() not in result["feedback"]
-        assert "`hidden big` (hidden test): **wrong_answer**" in result["feedback"]
+        assert HIDDEN_STDIN.strip() not in result.feedback
+        assert HIDDEN_EXPECTED.strip() not in result.feedback
+        assert "`hidden big` (hidden test): **wrong_answer**" in result.feedback

@@ -1,4 +1,5 @@
-"""callback.InternalApiClient against a real local HTTP server."""
+"""contract.InternalApiClient against a local HTTP server (in a thread of the test process),
+and the error Result a runner reports when it cannot grade."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from runner_image.callback import CallbackError, InternalApiClient, error_result
+from runner_image.contract import (
+    RESULT_TOKEN_HEADER,
+    CallbackError,
+    InternalApiClient,
+    Result,
+    Status,
+    Verdict,
+)
 
 
 @dataclass
@@ -70,28 +78,34 @@ def client_for(url: str, retries: int = 2) -> InternalApiClient:
     return InternalApiClient(url, "token-123", retries=retries, backoff=0, timeout=5)
 
 
+GRADED = Result(status=Status.GRADED, verdict=Verdict.ACCEPTED, score=100.0, max_score=100.0)
+
+
 def test_retries_through_503_and_succeeds(backend):
     server = backend(503, 503, 200)
     client = client_for(server.url)
     try:
-        response = client.post_result("s1", {"status": "graded", "score": 100.0})
+        response = client.post_result("s1", GRADED)
     finally:
         client.close()
     assert response == {"ok": True, "n": 3}
     assert len(server.requests) == 3
     for request in server.requests:
         assert request["path"] == "/internal/submissions/s1/result"
-        assert request["headers"]["X-Result-Token"] == "token-123"
+        assert request["headers"][RESULT_TOKEN_HEADER] == "token-123"
         assert request["headers"]["Content-Type"] == "application/json"
-        assert json.loads(request["body"]) == {"status": "graded", "score": 100.0}
+        body = json.loads(request["body"])
+        assert body == GRADED.model_dump(mode="json")
+        assert (body["status"], body["score"]) == ("graded", 100.0)
+        assert Result.model_validate(body) == GRADED
 
 
 def test_post_status_body(backend):
     server = backend(200)
     client = client_for(server.url)
     try:
-        client.post_status("s1", "running", job_name="runner-s1")
-        client.post_status("s2", "running")
+        client.post_status("s1", Status.RUNNING, job_name="runner-s1")
+        client.post_status("s2", Status.RUNNING)
     finally:
         client.close()
     assert [r["path"] for r in server.requests] == [
@@ -107,7 +121,7 @@ def test_persistent_500_raises_after_the_retries(backend):
     client = client_for(server.url, retries=2)
     try:
         with pytest.raises(CallbackError, match="500"):
-            client.post_result("s1", {"status": "graded"})
+            client.post_result("s1", GRADED)
     finally:
         client.close()
     assert len(server.requests) == 3
@@ -118,7 +132,7 @@ def test_409_is_not_retried(backend):
     client = client_for(server.url)
     try:
         with pytest.raises(CallbackError, match="409") as refused:
-            client.post_result("s1", {"status": "graded"})
+            client.post_result("s1", GRADED)
     finally:
         client.close()
     assert len(server.requests) == 1
@@ -132,17 +146,20 @@ def test_unreachable_backend_raises_callback_error():
     client = client_for(f"http://127.0.0.1:{port}/internal")
     try:
         with pytest.raises(CallbackError):
-            client.post_status("s1", "running")
+            client.post_status("s1", Status.RUNNING)
     finally:
         client.close()
 
 
 def test_error_result_shape():
-    result = error_result("the bundle expired")
-    assert result["status"] == "error"
-    assert result["verdict"] == "internal_error"
-    assert result["score"] is None
-    assert result["fail_tags"] == []
-    assert result["tests"] == []
-    assert result["metrics"] == {"error": "the bundle expired"}
-    assert "the bundle expired" in result["feedback"]
+    result = Result.error("the bundle expired")
+    assert isinstance(result, Result)
+    assert result.status == "error"
+    assert result.verdict == "internal_error"
+    assert result.score is None
+    assert result.fail_tags == []
+    assert result.tests == []
+    assert result.metrics == {"error": "the bundle expired"}
+    assert "the bundle expired" in result.feedback
+    body = result.model_dump(mode="json")
+    assert (body["status"], body["verdict"], body["score"]) == ("error", "internal_error", None)

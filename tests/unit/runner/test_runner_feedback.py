@@ -1,4 +1,4 @@
-"""feedback.py: the deterministic markdown feedback and its code fences."""
+"""review.feedback: the deterministic markdown feedback and its code fences."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import re
 
 import pytest
 
-from runner_image.bundle import Bundle
-from runner_image.bundle import TestSpec as Spec
-from runner_image.feedback import deterministic_feedback, fenced
-from runner_image.judge import TestOutcome as Outcome
-from runner_image.judge import compile_failure, judge
-from runner_image.sandbox import Execution
+from runner_image.contract import Bundle, TestCase, Verdict
+from runner_image.grading.judge import TestOutcome as Outcome
+from runner_image.grading.judge import compile_failure, judge
+from runner_image.review.feedback import deterministic_feedback, fenced
+from runner_image.sandbox.process import Execution
+
+
+def spec(name: str, stdin: str, expected_stdout: str, **fields) -> TestCase:
+    return TestCase(name=name, stdin=stdin, expected_stdout=expected_stdout, **fields)
 
 
 def execution(stdout: bytes = b"", exit_code: int = 0, cpu_ms: int = 12) -> Execution:
@@ -28,10 +31,11 @@ def execution(stdout: bytes = b"", exit_code: int = 0, cpu_ms: int = 12) -> Exec
     )
 
 
-def judgement_of(*rows: tuple[Spec, str, Execution | None, str | None]):
+def judgement_of(*rows: tuple[TestCase, str, Execution | None, str | None]):
     tests = tuple(row[0] for row in rows)
     bundle = Bundle(submission_id="s1", language="python", code="", tests=tests)
-    return judge(bundle, [Outcome(*row) for row in rows], "syntax_error")
+    outcomes = [Outcome(test, Verdict(verdict), *rest) for test, verdict, *rest in rows]
+    return judge(bundle, outcomes, "syntax_error")
 
 
 class TestFenced:
@@ -61,7 +65,7 @@ class TestFenced:
 
 class TestDeterministicFeedback:
     def test_header_and_passed_lines(self):
-        a, b = Spec("a", "", "1\n"), Spec("b", "", "2\n")
+        a, b = spec("a", "", "1\n"), spec("b", "", "2\n")
         feedback = deterministic_feedback(
             judgement_of(
                 (a, "accepted", execution(b"1\n", cpu_ms=12), None),
@@ -76,7 +80,7 @@ class TestDeterministicFeedback:
         ]
 
     def test_public_runtime_error_shows_the_fenced_message(self):
-        test = Spec("crash", "", "1\n")
+        test = spec("crash", "", "1\n")
         message = "exited with code 1\nTraceback\n```\nValueError: boom"
         feedback = deterministic_feedback(
             judgement_of((test, "runtime_error", execution(exit_code=1), message))
@@ -85,7 +89,7 @@ class TestDeterministicFeedback:
         assert fenced(message) in feedback
 
     def test_runtime_error_message_is_truncated_to_its_tail(self):
-        test = Spec("crash", "", "1\n")
+        test = spec("crash", "", "1\n")
         message = "H" * 1000 + "T" * 1500
         feedback = deterministic_feedback(
             judgement_of((test, "runtime_error", execution(exit_code=1), message))
@@ -94,8 +98,8 @@ class TestDeterministicFeedback:
         assert "H" not in feedback.split("```", 1)[1]
 
     def test_hidden_tests_never_show_stdout_or_message(self):
-        hidden_rte = Spec("h1", "", "1\n", hidden=True)
-        hidden_wa = Spec("h2", "", "1\n", hidden=True)
+        hidden_rte = spec("h1", "", "1\n", hidden=True)
+        hidden_wa = spec("h2", "", "1\n", hidden=True)
         feedback = deterministic_feedback(
             judgement_of(
                 (
@@ -114,14 +118,14 @@ class TestDeterministicFeedback:
         assert "```" not in feedback
 
     def test_public_wrong_answer_does_not_echo_stdout(self):
-        test = Spec("p", "", "1\n")
+        test = spec("p", "", "1\n")
         feedback = deterministic_feedback(
             judgement_of((test, "wrong_answer", execution(b"PRINTED"), "differs"))
         )
         assert "PRINTED" not in feedback
 
     def test_compile_error_shows_the_message_once_and_stops(self):
-        tests = (Spec("a", "", "1\n"), Spec("b", "", "1\n", hidden=True))
+        tests = (spec("a", "", "1\n"), spec("b", "", "1\n", hidden=True))
         bundle = Bundle(submission_id="s1", language="python", code="", tests=tests)
         message = '  File "main.py", line 1\n    def f(:\nSyntaxError: invalid syntax'
         feedback = deterministic_feedback(
@@ -138,7 +142,7 @@ class TestDeterministicFeedback:
         )
 
     def test_compile_message_is_capped(self):
-        tests = (Spec("a", "", "1\n"),)
+        tests = (spec("a", "", "1\n"),)
         bundle = Bundle(submission_id="s1", language="python", code="", tests=tests)
         feedback = deterministic_feedback(
             judge(bundle, compile_failure(tests, "E" * 5000), "syntax_error")
@@ -146,6 +150,6 @@ class TestDeterministicFeedback:
         assert feedback.count("E") == 4000
 
     def test_internal_error_advice(self):
-        test = Spec("a", "", "1\n")
+        test = spec("a", "", "1\n")
         feedback = deterministic_feedback(judgement_of((test, "internal_error", None, "why")))
         assert "- `a`: **internal_error**: the grader could not run this test." in feedback

@@ -1,38 +1,34 @@
-"""A required isolation level the machine cannot meet fails loudly, never runs unprotected."""
+"""A required isolation level the machine cannot meet fails loudly, never runs unprotected.
+(Probing this machine's layers starts processes: see tests/sandbox/test_isolation_probe.py.)"""
 
 from __future__ import annotations
 
-import json
-import os
-
-import fakeredis
 import pytest
 
 from runner_image import main
-from runner_image.bundle import BUNDLE_KEY
-from runner_image.config import RunnerSettings
-from runner_image.isolation import Isolation, IsolationUnavailable, probe_isolation, require_level
+from runner_image.contract import Bundle, IsolationLevel, Result
+from runner_image.sandbox.isolation import Isolation, IsolationUnavailable, require_level
+from runner_image.settings import ConfigError, RunnerSettings
 
-BUNDLE = {
-    "submission_id": "s1",
-    "language": "python",
-    "code": "print('ran')\n",
-    "tests": [{"name": "t", "stdin": "", "expected_stdout": "ran\n"}],
+BUNDLE = Bundle.model_validate(
+    {
+        "submission_id": "s1",
+        "language": "python",
+        "code": "print('ran')\n",
+        "tests": [{"name": "t", "stdin": "", "expected_stdout": "ran\n"}],
+    }
+)
+ENV = {
+    "SUBMISSION_ID": "s1",
+    "REDIS_URL": "redis://unused",
+    "BACKEND_INTERNAL_URL": "http://unused/internal",
+    "INTERNAL_RESULT_TOKEN": "t",
 }
 
 
 @pytest.fixture
-def settings(monkeypatch) -> RunnerSettings:
-    store = fakeredis.FakeRedis()
-    store.set(BUNDLE_KEY.format(id="s1"), json.dumps(BUNDLE))
-    monkeypatch.setattr("runner_image.bundle.redis.Redis.from_url", lambda *a, **k: store)
-    return RunnerSettings(
-        submission_id="s1",
-        redis_url="redis://unused",
-        backend_internal_url="http://unused/internal",
-        result_token="t",
-        require_isolation="strict",
-    )
+def settings() -> RunnerSettings:
+    return RunnerSettings.from_env(ENV, runner_require_isolation=IsolationLevel.STRICT)
 
 
 def test_unmet_strict_requirement_is_an_internal_error_and_nothing_runs(monkeypatch, settings):
@@ -40,14 +36,15 @@ def test_unmet_strict_requirement_is_an_internal_error_and_nothing_runs(monkeypa
     ran = []
     monkeypatch.setattr(main, "grade", lambda *args: ran.append(args))
 
-    result = main.build_result(settings)
+    result = main.build_result(settings, BUNDLE)
 
     assert ran == []
-    assert result["status"] == "error"
-    assert result["verdict"] == "internal_error"
-    assert "not isolated enough" in result["feedback"]
-    assert "network_namespace" not in result["metrics"]["isolation"]
-    assert "strict" in result["metrics"]["error"]
+    assert isinstance(result, Result)
+    assert result.status == "error"
+    assert result.verdict == "internal_error"
+    assert "not isolated enough" in result.feedback
+    assert "network_namespace" not in result.metrics["isolation"]
+    assert "strict" in result.metrics["error"]
 
 
 @pytest.mark.parametrize(
@@ -61,22 +58,18 @@ def test_unmet_strict_requirement_is_an_internal_error_and_nothing_runs(monkeypa
     ],
 )
 def test_level_needs_a_blocked_network_and_a_protected_runner(isolation, level):
-    assert isolation.level == level
+    assert isolation.level == IsolationLevel(level)
 
 
-def test_require_level_refuses_what_is_missing_and_unknown_levels():
-    require_level(Isolation(seccomp=True), "strict")
-    require_level(Isolation(), "basic")
+def test_require_level_refuses_what_is_missing():
+    require_level(Isolation(seccomp=True), IsolationLevel.STRICT)
+    require_level(Isolation(), IsolationLevel.BASIC)
+    require_level(Isolation(), IsolationLevel.NONE)
     with pytest.raises(IsolationUnavailable, match="provides 'basic'"):
-        require_level(Isolation(), "strict")
-    with pytest.raises(IsolationUnavailable, match="must be one of"):
-        require_level(Isolation(), "paranoid")
+        require_level(Isolation(), IsolationLevel.STRICT)
 
 
-def test_this_machine_reaches_strict_as_root():
-    """CI runs as root with seccomp and namespaces: the probe must find them all."""
-    if os.geteuid() != 0:
-        pytest.skip("the uid layer needs root")
-    probed = probe_isolation()
-    assert probed.level == "strict"
-    assert {"uid", "network_namespace", "seccomp"} <= set(probed.layers)
+def test_unknown_levels_are_refused_when_the_settings_are_read():
+    """An unknown level never reaches require_level: the runner does not start with it."""
+    with pytest.raises(ConfigError, match=r"RUNNER_REQUIRE_ISOLATION='paranoid'"):
+        RunnerSettings.from_env(ENV | {"RUNNER_REQUIRE_ISOLATION": "paranoid"})

@@ -1,4 +1,4 @@
-"""judge.py: output comparison, one test's verdict, and the whole judgement."""
+"""grading.judge: output comparison, one test's verdict, and the whole judgement."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import json
 import signal
 
 import pytest
+from pydantic import ValidationError
 
-from runner_image.bundle import Bundle
-from runner_image.bundle import TestSpec as Spec
-from runner_image.judge import TestOutcome as Outcome
-from runner_image.judge import (
+from runner_image.contract import Bundle, Compare, TestCase, TestResult, Verdict
+from runner_image.grading.judge import TestOutcome as Outcome
+from runner_image.grading.judge import (
     compile_failure,
     judge,
     judge_execution,
     outputs_match,
     values_match,
 )
-from runner_image.languages import LANGUAGES
-from runner_image.sandbox import Execution
+from runner_image.sandbox.languages import LANGUAGES
+from runner_image.sandbox.process import Execution
 
 TIME_LIMIT_MS = 1000
 MEMORY_LIMIT_MB = 64
@@ -43,12 +43,12 @@ def make_execution(**overrides) -> Execution:
     return Execution(**fields)
 
 
-def spec(name: str = "t", expected: str = "42\n", **overrides) -> Spec:
-    return Spec(name=name, stdin="", expected_stdout=expected, **overrides)
+def spec(name: str = "t", expected: str = "42\n", **overrides) -> TestCase:
+    return TestCase(name=name, stdin="", expected_stdout=expected, **overrides)
 
 
 def verdict_of(
-    execution: Execution, test: Spec | None = None, markers: tuple[bytes, ...] = PYTHON_OOM
+    execution: Execution, test: TestCase | None = None, markers: tuple[bytes, ...] = PYTHON_OOM
 ) -> Outcome:
     return judge_execution(test or spec(), execution, TIME_LIMIT_MS, MEMORY_LIMIT_MB, markers)
 
@@ -90,6 +90,11 @@ class TestLinesMode:
     def test_unknown_mode_compares_lines(self):
         assert outputs_match("a\n", "a   \n\n", "no-such-mode") is True
         assert outputs_match("a\n", "b\n", "no-such-mode") is False
+
+    def test_a_test_case_accepts_only_the_known_modes(self):
+        assert {m.value for m in Compare} == {"lines", "exact", "tokens", "float"}
+        with pytest.raises(ValidationError, match="compare"):
+            spec(compare="no-such-mode")
 
 
 class TestExactMode:
@@ -325,12 +330,12 @@ class TestValuesMatch:
 
 class TestCallTestJudging:
     def test_returned_json_value_is_compared(self):
-        test = Spec(name="call", call="add(2, 3)", expected=5)
+        test = TestCase(name="call", call="add(2, 3)", expected=5)
         assert verdict_of(make_execution(stdout=b"5"), test).verdict == "accepted"
         assert verdict_of(make_execution(stdout=b"6"), test).verdict == "wrong_answer"
 
     def test_stdout_that_is_not_json_is_a_wrong_answer(self):
-        test = Spec(name="call", call="f()", expected=[1, 2])
+        test = TestCase(name="call", call="f()", expected=[1, 2])
         assert verdict_of(make_execution(stdout=b"[1, 2"), test).verdict == "wrong_answer"
         assert verdict_of(make_execution(stdout=b""), test).verdict == "wrong_answer"
 
@@ -338,12 +343,12 @@ class TestCallTestJudging:
 # --- judge ---------------------------------------------------------------------------------
 
 
-def bundle(*tests: Spec, max_score: float = 100.0) -> Bundle:
+def bundle(*tests: TestCase, max_score: float = 100.0) -> Bundle:
     return Bundle(submission_id="s1", language="python", code="", tests=tests, max_score=max_score)
 
 
-def outcome(test: Spec, verdict: str, **execution) -> Outcome:
-    return Outcome(test, verdict, make_execution(**execution))
+def outcome(test: TestCase, verdict: str, **execution) -> Outcome:
+    return Outcome(test, Verdict(verdict), make_execution(**execution))
 
 
 class TestJudge:
@@ -355,7 +360,7 @@ class TestJudge:
         assert judgement.score == 100.0
         assert judgement.max_score == 100.0
         assert judgement.fail_tags == []
-        assert [row["max_score"] for row in judgement.tests] == [33.33, 33.33, 33.33]
+        assert [row.max_score for row in judgement.tests] == [33.33, 33.33, 33.33]
         assert judgement.metrics["tests_passed"] == 3
         assert judgement.metrics["tests_total"] == 3
 
@@ -366,11 +371,11 @@ class TestJudge:
             [outcome(light, "accepted"), outcome(heavy, "wrong_answer")],
             "syntax_error",
         )
-        rows = {row["name"]: row for row in judgement.tests}
-        assert rows["light"]["max_score"] == 25.0
-        assert rows["light"]["score"] == 25.0
-        assert rows["heavy"]["max_score"] == 75.0
-        assert rows["heavy"]["score"] == 0.0
+        rows = {row.name: row for row in judgement.tests}
+        assert rows["light"].max_score == 25.0
+        assert rows["light"].score == 25.0
+        assert rows["heavy"].max_score == 75.0
+        assert rows["heavy"].score == 0.0
         assert judgement.score == 25.0
         assert judgement.status == "graded"
         assert judgement.verdict == "wrong_answer"
@@ -387,7 +392,7 @@ class TestJudge:
             "syntax_error",
         )
         assert judgement.score == 6.67
-        assert [row["score"] for row in judgement.tests] == [3.33, 3.33, 0.0]
+        assert [row.score for row in judgement.tests] == [3.33, 3.33, 0.0]
 
     def test_all_failing_is_failed_and_verdict_is_the_first_failure(self):
         tests = [spec("a"), spec("b"), spec("c")]
@@ -424,7 +429,7 @@ class TestJudge:
         tests = [spec("a"), spec("b")]
         judgement = judge(
             bundle(*tests),
-            [outcome(tests[0], "accepted"), Outcome(tests[1], "internal_error", None, "x")],
+            [outcome(tests[0], "accepted"), Outcome(tests[1], Verdict.INTERNAL_ERROR, None, "x")],
             "syntax_error",
         )
         assert judgement.status == "error"
@@ -439,10 +444,10 @@ class TestJudge:
         assert judgement.score == 0.0
         assert "syntax_error" in judgement.fail_tags
         assert "partial" not in judgement.fail_tags
-        assert [row["verdict"] for row in judgement.tests] == ["compile_error"] * 2
-        assert [row["message"] for row in judgement.tests] == ["SyntaxError"] * 2
-        assert judgement.tests[0]["stdout"] is None
-        assert judgement.tests[0]["time_ms"] is None
+        assert [row.verdict for row in judgement.tests] == ["compile_error"] * 2
+        assert [row.message for row in judgement.tests] == ["SyntaxError"] * 2
+        assert judgement.tests[0].stdout is None
+        assert judgement.tests[0].time_ms is None
 
     def test_compiled_language_compile_error_has_no_syntax_error_tag(self):
         tests = (spec("a"),)
@@ -460,7 +465,8 @@ class TestJudge:
             "syntax_error",
         )
         first, second = judgement.tests
-        assert first == {
+        assert isinstance(first, TestResult)
+        assert first.model_dump() == {
             "name": "public",
             "verdict": "accepted",
             "score": 50.0,
@@ -471,8 +477,8 @@ class TestJudge:
             "stdout": "42\n",
             "message": None,
         }
-        assert second["hidden"] is True
-        assert second["time_ms"] == 9
+        assert second.hidden is True
+        assert second.time_ms == 9
         assert judgement.metrics == {
             "tests_passed": 2,
             "tests_total": 2,
@@ -481,9 +487,15 @@ class TestJudge:
         }
 
     def test_judgement_is_json_ready(self):
+        """Every field is plain JSON, or a TestResult row that dumps to JSON."""
         test = spec("a")
         judgement = judge(bundle(test), [outcome(test, "accepted")], "syntax_error")
-        assert json.loads(json.dumps(dataclasses.asdict(judgement)))["score"] == 100.0
+        fields = {f.name: getattr(judgement, f.name) for f in dataclasses.fields(judgement)}
+        fields["tests"] = [row.model_dump(mode="json") for row in judgement.tests]
+        data = json.loads(json.dumps(fields))
+        assert data["score"] == 100.0
+        assert (data["status"], data["verdict"]) == ("graded", "accepted")
+        assert data["tests"][0]["verdict"] == "accepted"
 
 
 # --- what a student's output can do to the judge ------------------------------------------
@@ -495,7 +507,7 @@ class TestJudge:
     ids=["nested-past-recursion", "beyond-float", "nan", "not-json"],
 )
 def test_a_call_answer_that_cannot_be_compared_is_wrong_not_a_crash(stdout):
-    call_test = Spec(name="c", call="f()", expected=1.5)
+    call_test = TestCase(name="c", call="f()", expected=1.5)
     assert verdict_of(make_execution(stdout=stdout), call_test).verdict == "wrong_answer"
 
 
@@ -505,5 +517,5 @@ def test_reported_output_is_clipped_but_judged_whole():
     bundle = Bundle(submission_id="s", language="python", code="", tests=(outcome.test,))
     row = judge(bundle, [outcome], "syntax_error").tests[0]
     assert outcome.verdict == "accepted"
-    assert row["stdout"].startswith("x" * 4096 + "\n[... ")
-    assert len(row["stdout"]) < 4200
+    assert row.stdout.startswith("x" * 4096 + "\n[... ")
+    assert len(row.stdout) < 4200

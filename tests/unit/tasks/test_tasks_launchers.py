@@ -1,9 +1,9 @@
-"""Launchers: scoped runner tokens, idempotent local launches, launcher selection."""
+"""Launchers: scoped runner tokens, idempotent local launches, launcher selection. (The local
+launcher's kill timer on a real process is in tests/scheduler.)"""
 
 from __future__ import annotations
 
-import subprocess
-import time
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,43 +12,53 @@ import pytest
 import redis
 
 import tasks.launchers.local as local_module
+from runner_image.contract import submission_token
+from runner_image.settings import ConfigError
 from tasks.launchers import LaunchError, make_launcher
 from tasks.launchers.base import Launcher, runner_name
 from tasks.launchers.local import LocalLauncher
-from tests.fake_internal_api import FakeInternalApi
-from webapp.config import Settings
-from webapp.security import result_token_for
+from tasks.settings import SchedulerSettings
+from webapp.settings import WebappSettings
 
 SECRET = "r" * 40
 SUBMISSION_ID = "65a0000000000000000000aa"
 
 
 class _NoopLauncher(Launcher):
-    def launch(self, submission_id: str) -> str:
+    def launch(self, submission_id: str, deadline_seconds: int) -> str:
         return runner_name(submission_id)
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings(**overrides: Any) -> SchedulerSettings:
     values: dict[str, Any] = {
         "internal_result_token": SECRET,
-        "secret_key": "k" * 32,
         "redis_url": "redis://127.0.0.1:1/0",
     }
     values.update(overrides)
-    return Settings.from_env({}, **values)
+    return SchedulerSettings.from_env({}, **values)
 
 
 # --- runner_env ---------------------------------------------------------------------------
 
 
 def test_runner_env_carries_a_per_submission_token_not_the_secret():
-    env = _NoopLauncher(_settings()).runner_env(SUBMISSION_ID)
+    # The webapp's settings extend the scheduler's: even given those, no server secret leaks.
+    settings = WebappSettings.from_env(
+        {},
+        internal_result_token=SECRET,
+        secret_key="k" * 32,
+        mongo_uri="mongodb://mongo:27017",
+        llm_api_key="sk-not-in-the-env",
+    )
+    env = _NoopLauncher(settings).runner_env(SUBMISSION_ID)
 
     assert env["SUBMISSION_ID"] == SUBMISSION_ID
-    assert env["INTERNAL_RESULT_TOKEN"] == result_token_for(SECRET, SUBMISSION_ID)
+    assert env["INTERNAL_RESULT_TOKEN"] == submission_token(SECRET, SUBMISSION_ID)
     assert SECRET not in env.values()
     assert all(SECRET not in value for value in env.values())
     assert "k" * 32 not in "".join(env.values())  # nor the JWT signing key
+    assert "LLM_API_KEY" not in env  # each launcher delivers it its own way
+    assert "sk-not-in-the-env" not in "".join(env.values())
 
 
 def test_runner_tokens_differ_between_submissions():
@@ -75,6 +85,14 @@ def test_runner_env_tells_the_runner_where_things_are():
     assert env["LLM_BASE_URL"] == "http://llm.local/v1"
 
 
+def test_runner_env_passes_on_the_required_isolation():
+    assert _NoopLauncher(_settings()).runner_env(SUBMISSION_ID)["RUNNER_REQUIRE_ISOLATION"] == (
+        "basic"
+    )
+    strict = _NoopLauncher(_settings(runner_require_isolation="strict"))
+    assert strict.runner_env(SUBMISSION_ID)["RUNNER_REQUIRE_ISOLATION"] == "strict"
+
+
 def test_runner_env_omits_an_unset_llm_base_url():
     assert "LLM_BASE_URL" not in _NoopLauncher(_settings()).runner_env(SUBMISSION_ID)
 
@@ -85,28 +103,32 @@ def test_runner_env_omits_an_unset_llm_base_url():
 @dataclass
 class _FakeProcess:
     pid: int = 4242
+    waited: list[float | None] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
 
     def wait(self, timeout: float | None = None) -> int:
+        self.waited.append(timeout)
+        self.done.set()
         return 0  # the runner "succeeded": the watcher thread reports nothing
 
 
 @dataclass
 class _PopenRecorder:
     calls: list[dict[str, Any]] = field(default_factory=list)
+    processes: list[_FakeProcess] = field(default_factory=list)
     error: OSError | None = None
 
     def __call__(self, argv: list[str], **kwargs: Any) -> _FakeProcess:
         if self.error is not None:
             raise self.error
         self.calls.append({"argv": argv, **kwargs})
-        return _FakeProcess()
+        self.processes.append(_FakeProcess())
+        return self.processes[-1]
 
 
 @pytest.fixture
-def shared_redis(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeRedis:
-    server = fakeredis.FakeRedis()
-    monkeypatch.setattr(redis.Redis, "from_url", lambda *args, **kwargs: server)
-    return server
+def shared_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
 
 
 @pytest.fixture
@@ -117,8 +139,9 @@ def popen(monkeypatch: pytest.MonkeyPatch) -> _PopenRecorder:
 
 
 def test_local_launch_is_idempotent(shared_redis, popen):
-    first = LocalLauncher(_settings()).launch(SUBMISSION_ID)
-    second = LocalLauncher(_settings()).launch(SUBMISSION_ID)  # e.g. a redelivered task
+    first = LocalLauncher(_settings(), redis_client=shared_redis).launch(SUBMISSION_ID, 120)
+    # e.g. a redelivered task, on another worker process sharing the Redis
+    second = LocalLauncher(_settings(), redis_client=shared_redis).launch(SUBMISSION_ID, 120)
 
     assert first == second == f"runner-{SUBMISSION_ID}"
     assert len(popen.calls) == 1
@@ -127,84 +150,88 @@ def test_local_launch_is_idempotent(shared_redis, popen):
 
 
 def test_local_launch_of_two_submissions_starts_two_runners(shared_redis, popen):
-    launcher = LocalLauncher(_settings())
+    launcher = LocalLauncher(_settings(), redis_client=shared_redis)
 
-    launcher.launch(SUBMISSION_ID)
-    launcher.launch("65a0000000000000000000bb")
+    launcher.launch(SUBMISSION_ID, 120)
+    launcher.launch("65a0000000000000000000bb", 120)
 
     assert len(popen.calls) == 2
 
 
+def test_the_local_runner_is_watched_with_the_deadline_it_was_launched_with(shared_redis, popen):
+    LocalLauncher(_settings(), redis_client=shared_redis).launch(SUBMISSION_ID, 185)
+
+    [process] = popen.processes
+    assert process.done.wait(5), "the watcher never waited for the runner"
+    assert process.waited == [185]
+
+
 def test_local_runner_gets_a_scoped_token_and_no_server_secret(shared_redis, popen, monkeypatch):
-    monkeypatch.setenv("LLM_API_KEY", "sk-test")
+    # Whatever the worker's own environment holds is not passed on...
+    monkeypatch.setenv("LLM_API_KEY", "sk-from-the-environment")
     monkeypatch.setenv("SECRET_KEY", "leak-me-not-" * 3)
     monkeypatch.setenv("INTERNAL_RESULT_TOKEN", SECRET)
 
-    LocalLauncher(_settings()).launch(SUBMISSION_ID)
+    # ...the LLM key comes from the settings.
+    LocalLauncher(_settings(llm_api_key="sk-test"), redis_client=shared_redis).launch(
+        SUBMISSION_ID, 120
+    )
 
     [call] = popen.calls
     env = call["env"]
     assert call["argv"][1:] == ["-m", "runner_image"]
-    assert env["INTERNAL_RESULT_TOKEN"] == result_token_for(SECRET, SUBMISSION_ID)
+    assert env["INTERNAL_RESULT_TOKEN"] == submission_token(SECRET, SUBMISSION_ID)
     assert env["LLM_API_KEY"] == "sk-test"
     assert "SECRET_KEY" not in env
     assert all(SECRET not in value for value in env.values())
+    assert "sk-from-the-environment" not in env.values()
     assert call["start_new_session"] is True
+
+
+def test_local_runner_without_an_llm_key_gets_none(shared_redis, popen, monkeypatch):
+    monkeypatch.setenv("LLM_API_KEY", "sk-from-the-environment")
+
+    LocalLauncher(_settings(), redis_client=shared_redis).launch(SUBMISSION_ID, 120)
+
+    [call] = popen.calls
+    assert "LLM_API_KEY" not in call["env"]
 
 
 def test_local_launch_failure_is_a_launch_error_and_can_be_retried(shared_redis, popen):
     popen.error = OSError("no such interpreter")
-    launcher = LocalLauncher(_settings())
+    launcher = LocalLauncher(_settings(), redis_client=shared_redis)
 
     with pytest.raises(LaunchError, match="cannot start"):
-        launcher.launch(SUBMISSION_ID)
+        launcher.launch(SUBMISSION_ID, 120)
     assert shared_redis.get(f"launched:runner-{SUBMISSION_ID}") is None
 
     popen.error = None
-    assert launcher.launch(SUBMISSION_ID) == f"runner-{SUBMISSION_ID}"
+    assert launcher.launch(SUBMISSION_ID, 120) == f"runner-{SUBMISSION_ID}"
     assert len(popen.calls) == 1
 
 
-def test_local_launch_with_redis_down_is_a_launch_error(monkeypatch, popen):
+def test_local_launch_with_redis_down_is_a_launch_error(popen):
     class _DownRedis:
         def set(self, *args: Any, **kwargs: Any) -> None:
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1")
 
-    monkeypatch.setattr(redis.Redis, "from_url", lambda *args, **kwargs: _DownRedis())
+    launcher = LocalLauncher(_settings(), redis_client=_DownRedis())  # type: ignore[arg-type]
 
     with pytest.raises(LaunchError, match="cannot record"):
-        LocalLauncher(_settings()).launch(SUBMISSION_ID)
+        launcher.launch(SUBMISSION_ID, 120)
     assert popen.calls == []
 
 
 # --- make_launcher ------------------------------------------------------------------------
 
 
-def test_make_launcher_local(shared_redis):
+def test_make_launcher_local():
     assert isinstance(make_launcher(_settings(runner_launcher="local")), LocalLauncher)
 
 
-def test_make_launcher_unknown_is_a_launch_error():
-    with pytest.raises(LaunchError):
-        make_launcher(_settings(runner_launcher="docker"))
-
-
-def test_local_runner_past_its_deadline_is_killed_and_reported(shared_redis):
-    """As a Job's activeDeadlineSeconds would: the whole runner group dies, and the
-    submission ends in `error` instead of waiting forever."""
-    backend = FakeInternalApi()
-    try:
-        launcher = LocalLauncher(_settings(backend_internal_url=backend.url))
-        runner = subprocess.Popen(["sleep", "60"], start_new_session=True)
-        started = time.monotonic()
-
-        launcher._watch(runner, SUBMISSION_ID, deadline=1)
-
-        assert time.monotonic() - started < 10
-        assert runner.poll() is not None
-        [post] = backend.posts
-        assert post["path"] == f"/internal/submissions/{SUBMISSION_ID}/result"
-        assert post["body"]["status"] == "error"
-        assert "deadline of 1 s" in post["body"]["feedback"]
-    finally:
-        backend.stop()
+def test_an_unknown_launcher_is_refused_with_the_settings():
+    """Before any launch: the worker does not start on RUNNER_LAUNCHER=docker."""
+    with pytest.raises(ConfigError, match="RUNNER_LAUNCHER='docker'"):
+        SchedulerSettings.from_env({"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_LAUNCHER": "docker"})
+    with pytest.raises(ConfigError, match="RUNNER_LAUNCHER"):
+        _settings(runner_launcher="docker")

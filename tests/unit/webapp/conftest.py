@@ -1,25 +1,29 @@
-"""Fixtures for the webapp unit tests: the real app factory on mongomock, with Redis replaced
-by fakeredis and the Celery producer by a recorder, so nothing leaves the process."""
+"""Fixtures for the webapp unit tests: the real app factory, given its services explicitly:
+a mongomock database (the dev stand-in, cloudemy_dev.embedded), fakeredis, and a recorder in
+place of the Celery producer, so nothing leaves the process."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import fakeredis
+import mongoengine
 import pytest
 from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
+from pymongo.database import Database
 
 import webapp.security
+from cloudemy_dev.embedded import connect_embedded_mongo
+from runner_image.contract import RESULT_TOKEN_HEADER, submission_token
 from webapp import create_app
 from webapp.blueprints.accounts import create_user
-from webapp.config import Settings
-from webapp.extensions import Services
-from webapp.security import result_token_for
+from webapp.services import Services
+from webapp.settings import WebappSettings
 
 RESULT_SECRET = "t" * 32
 SECRET_KEY = "s" * 32
@@ -33,10 +37,19 @@ class RecordingCelery:
     calls: list[dict[str, Any]] = field(default_factory=list)
     error: Exception | None = None
 
-    def send_task(self, name: str, args: Any = None, queue: str | None = None, **kw: Any):
+    def send_task(
+        self,
+        name: str,
+        args: Any = None,
+        kwargs: dict[str, Any] | None = None,
+        queue: str | None = None,
+        **options: Any,
+    ) -> None:
         if self.error is not None:
             raise self.error
-        self.calls.append({"name": name, "args": args, "queue": queue, "kw": kw})
+        self.calls.append(
+            {"name": name, "args": args, "kwargs": kwargs, "queue": queue, "options": options}
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +60,8 @@ def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def make_settings(**overrides: Any) -> Settings:
+def make_settings(**overrides: Any) -> WebappSettings:
+    """Valid settings read from an empty environment; a fresh database name each time."""
     values: dict[str, Any] = {
         "mongo_uri": "mongomock://localhost",
         "db_name": f"test_{uuid.uuid4().hex}",
@@ -56,7 +70,26 @@ def make_settings(**overrides: Any) -> Settings:
         "redis_url": "redis://127.0.0.1:1/0",
     }
     values.update(overrides)
-    return Settings.from_env({}, **values)
+    return WebappSettings.from_env({}, **values)
+
+
+@pytest.fixture
+def settings() -> WebappSettings:
+    return make_settings()
+
+
+@pytest.fixture
+def settings_with(settings: WebappSettings) -> Callable[..., WebappSettings]:
+    """The test's settings with some values changed (same database), validated like any
+    other settings; give them to `make_app`."""
+    return lambda **changes: WebappSettings.from_env({}, **(settings.model_dump() | changes))
+
+
+@pytest.fixture
+def database(settings: WebappSettings) -> Iterator[Database]:
+    """mongoengine's default connection, on an in-process mongomock database of its own."""
+    yield connect_embedded_mongo(settings)
+    mongoengine.disconnect()
 
 
 @pytest.fixture
@@ -70,10 +103,31 @@ def celery() -> RecordingCelery:
 
 
 @pytest.fixture
-def app(fake_redis: fakeredis.FakeRedis, celery: RecordingCelery) -> Flask:
-    application = create_app(make_settings())
-    application.extensions["cloudemy"] = Services(redis=fake_redis, celery=celery)
-    return application
+def make_app(
+    settings: WebappSettings,
+    database: Database,
+    fake_redis: fakeredis.FakeRedis,
+    celery: RecordingCelery,
+) -> Callable[..., Flask]:
+    """The production factory with the test's services; any of them (or the settings) may
+    be replaced, e.g. by a Redis that is down. Every app built here shares one database."""
+
+    def _make(
+        settings: WebappSettings = settings,
+        database: Any = database,
+        redis: Any = fake_redis,
+        celery: Any = celery,
+    ) -> Flask:
+        return create_app(
+            settings, services=Services(database=database, redis=redis, celery=celery)
+        )
+
+    return _make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
 
 
 @pytest.fixture
@@ -201,17 +255,22 @@ def submit(client: FlaskClient) -> Callable[..., Any]:
 
 
 @pytest.fixture
-def internal_post(app: Flask, client: FlaskClient) -> Callable[..., Any]:
+def secret(settings: WebappSettings) -> str:
+    """The server's INTERNAL_RESULT_TOKEN, which signs every scoped internal token."""
+    return settings.internal_result_token.get_secret_value()
+
+
+@pytest.fixture
+def internal_post(client: FlaskClient, secret: str) -> Callable[..., Any]:
     """POST to /internal/submissions/<id>/<what> with that submission's own result token."""
 
     def _post(submission_id: str, what: str, body: Any, token: str | None = None):
         if token is None:
-            secret = app.config["SETTINGS"].internal_result_token
-            token = result_token_for(secret, submission_id)
+            token = submission_token(secret, submission_id)
         return client.post(
             f"/internal/submissions/{submission_id}/{what}",
             json=body,
-            headers={"X-Result-Token": token},
+            headers={RESULT_TOKEN_HEADER: token},
         )
 
     return _post

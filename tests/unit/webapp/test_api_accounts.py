@@ -10,6 +10,12 @@ from webapp.security import issue_access_token
 CREDENTIALS = {"email": "ada@example.com", "password": "analytical", "name": "Ada"}
 
 
+@pytest.fixture
+def secret_key(settings) -> str:
+    """The server's SECRET_KEY, which signs the users' bearer tokens."""
+    return settings.secret_key.get_secret_value()
+
+
 def _error_code(response) -> str:
     return response.get_json()["error"]["code"]
 
@@ -193,9 +199,9 @@ def test_me_without_a_usable_token_is_401(client, headers):
     assert _error_code(response) == "unauthorized"
 
 
-def test_me_with_an_expired_token_is_401(app, client):
+def test_me_with_an_expired_token_is_401(client, secret_key):
     user_id = _register(client).get_json()["id"]
-    token = issue_access_token(user_id, app.config["SETTINGS"].secret_key, ttl_seconds=-10)
+    token = issue_access_token(user_id, secret_key, ttl_seconds=-10)
 
     response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
 
@@ -212,9 +218,9 @@ def test_me_with_a_token_signed_by_another_secret_is_401(client):
     assert response.status_code == 401
 
 
-def test_me_with_a_token_for_a_deleted_user_is_401(app, client):
+def test_me_with_a_token_for_a_deleted_user_is_401(client, secret_key):
     user_id = _register(client).get_json()["id"]
-    token = issue_access_token(user_id, app.config["SETTINGS"].secret_key, ttl_seconds=3600)
+    token = issue_access_token(user_id, secret_key, ttl_seconds=3600)
     User.objects(id=user_id).delete()
 
     response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
@@ -222,8 +228,8 @@ def test_me_with_a_token_for_a_deleted_user_is_401(app, client):
     assert response.status_code == 401
 
 
-def test_me_with_a_token_whose_subject_is_not_an_object_id_is_401(app, client):
-    token = issue_access_token("admin", app.config["SETTINGS"].secret_key, ttl_seconds=3600)
+def test_me_with_a_token_whose_subject_is_not_an_object_id_is_401(client, secret_key):
+    token = issue_access_token("admin", secret_key, ttl_seconds=3600)
 
     response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
 

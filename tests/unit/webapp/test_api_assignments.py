@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from unittest.mock import patch
 
 import pytest
 
+from runner_image.contract import FeedbackSettings
 from webapp.models import Assignment
 
 
@@ -38,13 +38,14 @@ def test_instructor_creates_an_assignment_with_defaults(client, instructor, assi
     assert created["max_attempts"] is None
     assert created["due_at"] is None
     assert created["published"] is True
-    assert created["feedback"] == {"llm": True, "rubric": None, "rubric_weight": 0.0}
+    assert created["feedback"] == {"llm": True, "rubric": None, "rubric_weight": 0.0, "tags": []}
     public, secret = created["tests"]
     assert public["hidden"] is False and public["weight"] == 1 and public["compare"] == "lines"
     # The owner sees hidden tests in full.
     assert secret["stdin"] == "40 2\n" and secret["expected_stdout"] == "42\n"
     stored = Assignment.objects.get(id=created["id"])
-    assert [t.name for t in stored.tests] == ["public", "secret"]
+    assert [t.name for t in stored.test_cases] == ["public", "secret"]
+    assert stored.feedback_settings == FeedbackSettings()
 
 
 def test_due_at_with_an_offset_is_stored_as_utc(client, instructor, assignment_body):
@@ -128,6 +129,61 @@ def test_unknown_language_is_422_unsupported_language(client, instructor, assign
     assert response.status_code == 422
     assert _error_code(response) == "unsupported_language"
     assert Assignment.objects.count() == 0
+
+
+def test_feedback_tags_round_trip(client, instructor, student, assignment_body):
+    feedback = {"llm": True, "rubric": "Name things.", "tags": ["off_by_one", "naming"]}
+
+    response = client.post(
+        "/api/assignments", json=assignment_body(feedback=feedback), headers=instructor.headers
+    )
+
+    assert response.status_code == 201
+    created = response.get_json()
+    assert created["feedback"]["tags"] == ["off_by_one", "naming"]
+    url = f"/api/assignments/{created['id']}"
+    assert client.get(url, headers=instructor.headers).json["feedback"] == {
+        "llm": True,
+        "rubric": "Name things.",
+        "rubric_weight": 0.0,
+        "tags": ["off_by_one", "naming"],
+    }
+    # Students see the tags (not the rubric); the stored settings keep them for the runner.
+    assert client.get(url, headers=student.headers).json["feedback"]["tags"] == [
+        "off_by_one",
+        "naming",
+    ]
+    stored = Assignment.objects.get(id=created["id"])
+    assert stored.feedback_settings.tags == ["off_by_one", "naming"]
+
+    patched = client.patch(
+        url, json={"feedback": {"tags": ["recursion"]}}, headers=instructor.headers
+    )
+
+    assert patched.status_code == 200
+    assert patched.get_json()["feedback"]["tags"] == ["recursion"]
+    assert client.get(url, headers=instructor.headers).json["feedback"]["tags"] == ["recursion"]
+
+
+@pytest.mark.parametrize("key", ["tag", "weight", "model"])
+def test_unknown_feedback_keys_are_still_400(client, instructor, assignment, assignment_body, key):
+    feedback = {"llm": True, "tags": [], key: "x"}
+
+    created = client.post(
+        "/api/assignments", json=assignment_body(feedback=feedback), headers=instructor.headers
+    )
+    patched = client.patch(
+        f"/api/assignments/{assignment['id']}",
+        json={"feedback": feedback},
+        headers=instructor.headers,
+    )
+
+    for response in (created, patched):
+        assert response.status_code == 400
+        assert _error_code(response) == "invalid_body"
+        assert f"feedback.{key}" in _fields(response)
+    assert Assignment.objects.count() == 1
+    assert Assignment.objects.get(id=assignment["id"]).feedback_settings.tags == []
 
 
 # --- read ---------------------------------------------------------------------------------
@@ -243,9 +299,9 @@ def test_owner_patch_changes_only_the_fields_sent(client, instructor, assignment
     assert {k: patched[k] for k in untouched} == {k: before[k] for k in untouched}
     stored = Assignment.objects.get(id=assignment["id"])
     assert stored.title == "Renamed" and stored.max_attempts == 3
-    assert [t.name for t in stored.tests] == ["public", "secret"]
-    assert stored.tests[1].expected_stdout == "42\n"
-    assert stored.feedback.rubric == "Use clear names."
+    assert [t.name for t in stored.test_cases] == ["public", "secret"]
+    assert stored.test_cases[1].expected_stdout == "42\n"
+    assert stored.feedback_settings.rubric == "Use clear names."
 
 
 def test_patch_can_clear_nullable_fields(client, instructor, create_assignment):
@@ -390,20 +446,23 @@ def test_student_never_sees_a_hidden_call_tests_call_or_expected_value(
     assert owner_view["tests"][1]["expected"] == 4242
 
 
-def test_languages_are_checked_where_the_runners_run(app, client, instructor, assignment_body):
+def test_languages_are_checked_where_the_runners_run(
+    make_app, settings_with, instructor, assignment_body
+):
     """Kubernetes runners use their image's toolchains, narrowed by RUNNER_LANGUAGES; the
     local launcher also needs the toolchain on this machine (here: a missing one)."""
-    app.config["SETTINGS"] = replace(
-        app.config["SETTINGS"], runner_launcher="kubernetes", runner_languages=("python", "c")
-    )
+    languages = ("python", "c")
+    kubernetes = settings_with(runner_launcher="kubernetes", runner_languages=languages)
+    client = make_app(settings=kubernetes).test_client()
     refused = client.post(
         "/api/assignments", json=assignment_body(language="java"), headers=instructor.headers
     )
     accepted = client.post(
         "/api/assignments", json=assignment_body(language="c"), headers=instructor.headers
     )
-    app.config["SETTINGS"] = replace(app.config["SETTINGS"], runner_launcher="local")
-    with patch("runner_image.languages.shutil.which", return_value=None):
+    local = settings_with(runner_launcher="local", runner_languages=languages)
+    client = make_app(settings=local).test_client()
+    with patch("runner_image.sandbox.languages.shutil.which", return_value=None):
         missing = client.post(
             "/api/assignments", json=assignment_body(language="c"), headers=instructor.headers
         )
@@ -429,11 +488,10 @@ def test_an_assignment_too_slow_for_any_runner_is_refused(client, instructor, as
 
 
 def test_a_memory_limit_larger_than_a_runner_pod_is_refused(
-    app, client, instructor, assignment_body
+    make_app, settings_with, instructor, assignment_body
 ):
-    app.config["SETTINGS"] = replace(
-        app.config["SETTINGS"], runner_launcher="kubernetes", runner_memory_limit="1Gi"
-    )
+    kubernetes = settings_with(runner_launcher="kubernetes", runner_memory_limit="1Gi")
+    client = make_app(settings=kubernetes).test_client()
     too_big = client.post(
         "/api/assignments", json=assignment_body(memory_limit_mb=900), headers=instructor.headers
     )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pymongo.errors
 import redis
-
-from webapp.extensions import Services
 
 
 class _DownRedis:
     def ping(self):
         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused.")
+
+
+class _DownDatabase:
+    def command(self, *args, **kwargs):
+        raise pymongo.errors.ServerSelectionTimeoutError("db:27017: timed out")
 
 
 def test_healthz_is_200(client):
@@ -26,8 +30,8 @@ def test_readyz_is_200_when_mongo_and_redis_answer(client):
     assert response.get_json() == {"status": "ready", "checks": {"mongodb": "ok", "redis": "ok"}}
 
 
-def test_readyz_is_503_when_redis_is_down(app, client, celery):
-    app.extensions["cloudemy"] = Services(redis=_DownRedis(), celery=celery)
+def test_readyz_is_503_when_redis_is_down(make_app):
+    client = make_app(redis=_DownRedis()).test_client()
 
     response = client.get("/readyz")
 
@@ -36,6 +40,18 @@ def test_readyz_is_503_when_redis_is_down(app, client, celery):
     assert error["code"] == "dependency_unavailable"
     assert error["details"]["mongodb"] == "ok"
     assert error["details"]["redis"].startswith("unreachable")
+
+
+def test_readyz_is_503_when_mongodb_is_down(make_app):
+    client = make_app(database=_DownDatabase()).test_client()
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    error = response.get_json()["error"]
+    assert error["code"] == "dependency_unavailable"
+    assert error["details"]["mongodb"] == "unreachable: ServerSelectionTimeoutError"
+    assert error["details"]["redis"] == "ok"
 
 
 def test_health_endpoints_need_no_token(client):

@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from bson import ObjectId
 
+from runner_image.contract import RESULT_TOKEN_HEADER, submission_token, sweep_token
 from webapp.models import Submission
-from webapp.security import result_token_for
 
 
 def _error_code(response) -> str:
@@ -21,11 +21,6 @@ def submission_id(submit, student, assignment) -> str:
     response = submit(student, assignment["id"])
     assert response.status_code == 202
     return response.get_json()["id"]
-
-
-@pytest.fixture
-def secret(app) -> str:
-    return app.config["SETTINGS"].internal_result_token
 
 
 def _stored(submission_id: str) -> Submission:
@@ -65,7 +60,7 @@ def test_token_of_another_submission_is_401(
     attacker = submit(student, assignment["id"]).get_json()["id"]
 
     response = internal_post(
-        victim, "result", result_body(), token=result_token_for(secret, attacker)
+        victim, "result", result_body(), token=submission_token(secret, attacker)
     )
 
     assert response.status_code == 401
@@ -78,6 +73,13 @@ def test_the_server_secret_itself_is_not_a_valid_token(
     response = internal_post(submission_id, "result", result_body(), token=secret)
 
     assert response.status_code == 401
+
+
+def test_the_sweep_token_opens_no_submission(internal_post, result_body, submission_id, secret):
+    response = internal_post(submission_id, "result", result_body(), token=sweep_token(secret))
+
+    assert response.status_code == 401
+    assert _stored(submission_id).status == "queued"
 
 
 def test_token_is_checked_before_the_id_is_looked_up(internal_post, result_body):
@@ -101,7 +103,7 @@ def test_valid_result_is_stored(internal_post, result_body, submission_id):
     assert stored.score == 33.3
     assert stored.fail_tags == ["wrong_answer", "partial"]
     assert stored.feedback == "Check the large inputs."
-    assert [(t.name, t.verdict, t.hidden) for t in stored.tests] == [
+    assert [(t.name, t.verdict, t.hidden) for t in stored.test_results] == [
         ("public", "accepted", False),
         ("secret", "wrong_answer", True),
     ]
@@ -186,7 +188,7 @@ def test_malformed_json_result_is_400(client, submission_id, secret):
         f"/internal/submissions/{submission_id}/result",
         data="{not json",
         content_type="application/json",
-        headers={"X-Result-Token": result_token_for(secret, submission_id)},
+        headers={RESULT_TOKEN_HEADER: submission_token(secret, submission_id)},
     )
 
     assert response.status_code == 400

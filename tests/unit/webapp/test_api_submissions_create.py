@@ -11,9 +11,11 @@ import redis
 from bson import ObjectId
 from kombu.exceptions import OperationalError
 
+from runner_image.contract import Bundle, bundle_key
+from tasks.launchers.deadline import runner_deadline_seconds
 from webapp.attempts import reserve_attempt
 from webapp.errors import ApiError
-from webapp.models import Assignment, Submission, utcnow
+from webapp.models import Assignment, AttemptCounter, Submission, utcnow
 
 QUEUE = "queue:submissions"
 TASK = "tasks.schedule_submission"
@@ -67,16 +69,45 @@ def test_submit_stores_the_grading_bundle_in_redis(submit, student, assignment, 
     ]
     ttl = fake_redis.ttl(f"submission:{submission_id}")
     assert 0 < ttl <= 24 * 3600
+    # It is the contract's bundle, as the runner will parse it.
+    parsed = Bundle.model_validate_json(fake_redis.get(bundle_key(submission_id)))
+    assert parsed.feedback.rubric_weight == 0.1 and parsed.feedback.llm is False
+    assert parsed.assignment.title == "Sum two numbers"
 
 
-def test_submit_sends_exactly_one_task(submit, student, assignment, celery):
+def test_submit_sends_exactly_one_task(submit, student, assignment, celery, settings):
     submission_id = submit(student, assignment["id"]).get_json()["id"]
 
     assert len(celery.calls) == 1
     call = celery.calls[0]
     assert call["name"] == TASK
     assert call["args"] == [submission_id]
+    assert call["kwargs"] == {"deadline_seconds": runner_deadline_seconds(2, 2000, settings)}
     assert call["queue"] == QUEUE
+
+
+def test_the_runner_deadline_is_sized_from_the_assignment(
+    submit, student, instructor, create_assignment, celery, settings
+):
+    """Many slow tests get a longer deadline than the fixture's two quick ones, within
+    RUNNER_MIN/MAX_DEADLINE_SECONDS; the task carries it to the launcher."""
+    many = [{"name": f"t{i}", "stdin": f"{i} 1\n", "expected_stdout": "x\n"} for i in range(40)]
+    quick = create_assignment(instructor)
+    slow = create_assignment(instructor, tests=many, time_limit_ms=5000)
+
+    submit(student, quick["id"])
+    submit(student, slow["id"])
+
+    quick_deadline, slow_deadline = (call["kwargs"]["deadline_seconds"] for call in celery.calls)
+    assert quick_deadline == runner_deadline_seconds(2, 2000, settings)
+    assert slow_deadline == runner_deadline_seconds(40, 5000, settings)
+    assert isinstance(slow_deadline, int)
+    assert (
+        settings.runner_min_deadline_seconds
+        <= quick_deadline
+        < slow_deadline
+        <= settings.runner_max_deadline_seconds
+    )
 
 
 def test_the_response_never_reveals_hidden_tests(submit, student, assignment):
@@ -262,7 +293,9 @@ def test_attempts_are_counted_per_student(submit, register, instructor, create_a
     assert submit(first, limited["id"]).status_code == 409
 
 
-def test_queue_down_is_503_and_the_submission_ends_in_error(submit, student, assignment, celery):
+def test_queue_down_is_503_and_the_submission_ends_in_error(
+    submit, student, assignment, celery, fake_redis
+):
     celery.error = OperationalError("Error 111 connecting to 127.0.0.1:6379")
 
     response = submit(student, assignment["id"])
@@ -272,26 +305,34 @@ def test_queue_down_is_503_and_the_submission_ends_in_error(submit, student, ass
     [stored] = Submission.objects
     assert stored.status == "error"
     assert stored.verdict == "internal_error"
+    assert "does not count" in stored.feedback
     assert stored.finished_at is not None
     assert Submission.objects(status="queued").count() == 0
+    assert AttemptCounter.objects(user_id=stored.user_id).get().used == 0
+    assert fake_redis.keys("submission:*") == []  # nobody will read the bundle
 
 
-def test_redis_down_is_503_and_no_task_is_sent(app, submit, student, assignment, celery):
+def test_redis_down_is_503_and_no_task_is_sent(make_app, student, assignment, celery):
     class DownRedis:
         def set(self, *args, **kwargs):
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1")
 
         delete = set
 
-    services = app.extensions["cloudemy"]
-    app.extensions["cloudemy"] = type(services)(redis=DownRedis(), celery=celery)
+    client = make_app(redis=DownRedis()).test_client()
 
-    response = submit(student, assignment["id"])
+    response = client.post(
+        f"/api/assignments/{assignment['id']}/submissions",
+        json={"code": "print(1)"},
+        headers=student.headers,
+    )
 
     assert response.status_code == 503
     assert _error_code(response) == "queue_unavailable"
     assert celery.calls == []
-    assert Submission.objects.get().status == "error"
+    stored = Submission.objects.get()
+    assert stored.status == "error"
+    assert AttemptCounter.objects(user_id=stored.user_id).get().used == 0
 
 
 def test_a_failed_enqueue_does_not_use_up_an_attempt(

@@ -6,18 +6,16 @@ from datetime import timedelta
 
 import pytest
 
+from runner_image.contract import RESULT_TOKEN_HEADER, submission_token, sweep_token
 from webapp.models import AttemptCounter, Submission, utcnow
-from webapp.security import SWEEP_TOKEN_SCOPE, result_token_for
 from webapp.sweeper import OVERDUE_MARGIN, REQUEUE_AFTER
 
 
 @pytest.fixture
-def sweep(app, client):
+def sweep(client, secret):
     def run(token: str | None = None):
-        secret = app.config["SETTINGS"].internal_result_token
         return client.post(
-            "/internal/sweep",
-            headers={"X-Result-Token": token or result_token_for(secret, SWEEP_TOKEN_SCOPE)},
+            "/internal/sweep", headers={RESULT_TOKEN_HEADER: token or sweep_token(secret)}
         )
 
     return run
@@ -43,6 +41,8 @@ def test_a_lost_task_is_sent_again_once(sweep, submission_id, celery):
     assert first["requeued"] == [submission_id]
     assert second["requeued"] == []
     assert [call["args"] for call in celery.calls] == [[submission_id], [submission_id]]
+    # Sent again as it was first sent: the same runner deadline, sized from the assignment.
+    assert celery.calls[1]["kwargs"] == celery.calls[0]["kwargs"]
     assert Submission.objects(id=submission_id).first().status == "queued"
 
 
@@ -78,7 +78,10 @@ def test_a_running_submission_within_its_deadline_is_left_alone(sweep, submissio
     assert sweep().get_json()["overdue"] == []
 
 
-def test_sweep_needs_its_own_token(app, sweep, submission_id):
-    secret = app.config["SETTINGS"].internal_result_token
+def test_sweep_needs_its_own_token(sweep, submission_id, secret):
     assert sweep(token="wrong").status_code == 401
-    assert sweep(token=result_token_for(secret, submission_id)).status_code == 401
+    assert sweep(token=secret).status_code == 401
+    assert sweep(token=submission_token(secret, submission_id)).status_code == 401
+    # The sweep token is no longer the submission token of a submission named "sweep".
+    assert sweep(token=submission_token(secret, "sweep")).status_code == 401
+    assert sweep().status_code == 200

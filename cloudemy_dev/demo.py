@@ -1,0 +1,133 @@
+"""`cloudemy dev` and `cloudemy demo`: the embedded default, driven over the public REST API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from cloudemy_dev.demo_data import (
+    DEMO_ASSIGNMENT_TITLE,
+    DEMO_INSTRUCTOR,
+    DEMO_STUDENT,
+    SOLUTIONS,
+)
+from cloudemy_dev.devstack import dev_stack
+from runner_image.contract import FINAL_STATUSES, Verdict
+
+EXPECTED_VERDICTS = {
+    "correct": Verdict.ACCEPTED,
+    "wrong": Verdict.WRONG_ANSWER,
+    "too_slow": Verdict.TIME_LIMIT_EXCEEDED,
+}
+
+
+def login(api_url: str, account: dict[str, str]) -> dict[str, str]:
+    response = requests.post(
+        f"{api_url}/api/auth/login",
+        json={"email": account["email"], "password": account["password"]},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def wait_for_result(
+    api_url: str, headers: dict[str, str], submission_id: str, timeout: float = 120
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = requests.get(
+            f"{api_url}/api/submissions/{submission_id}", headers=headers, timeout=10
+        )
+        response.raise_for_status()
+        submission = response.json()
+        if submission["status"] in FINAL_STATUSES:
+            return submission
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"submission {submission_id} still {submission['status']}")
+        time.sleep(0.25)
+
+
+def demo_assignment_id(api_url: str, headers: dict[str, str]) -> str:
+    response = requests.get(f"{api_url}/api/assignments", headers=headers, timeout=10)
+    response.raise_for_status()
+    return next(a["id"] for a in response.json()["items"] if a["title"] == DEMO_ASSIGNMENT_TITLE)
+
+
+def _print_usage(api_url: str) -> None:
+    print(
+        f"""
+Cloudemy is running at {api_url}   (Ctrl-C stops everything)
+Demo accounts: {DEMO_STUDENT["email"]} / {DEMO_STUDENT["password"]}   (student)
+               {DEMO_INSTRUCTOR["email"]} / {DEMO_INSTRUCTOR["password"]}   (instructor)
+
+  TOKEN=$(curl -s {api_url}/api/auth/login -H 'Content-Type: application/json' \\
+      -d '{{"email":"{DEMO_STUDENT["email"]}","password":"{DEMO_STUDENT["password"]}"}}' \\
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s {api_url}/api/assignments -H "Authorization: Bearer $TOKEN"
+  curl -s {api_url}/api/assignments/<id>/submissions -H "Authorization: Bearer $TOKEN" \\
+      -H 'Content-Type: application/json' -d '{{"code": "print(42)"}}'
+  curl -s {api_url}/api/submissions/<submission id> -H "Authorization: Bearer $TOKEN"
+""",
+        flush=True,
+    )
+
+
+def run_dev(port: int) -> int:
+    with dev_stack(port=port, redis_url=os.environ.get("REDIS_URL")) as stack:
+        _print_usage(stack.api_url)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
+    return 0
+
+
+def run_demo() -> int:
+    log_dir = Path(tempfile.mkdtemp(prefix="cloudemy-demo-"))
+    print(f"starting Redis, the webapp and the scheduler (logs in {log_dir}) ...", flush=True)
+    with dev_stack(redis_url=os.environ.get("REDIS_URL"), log_dir=log_dir) as stack:
+        headers = login(stack.api_url, DEMO_STUDENT)
+        assignment_id = demo_assignment_id(stack.api_url, headers)
+        submitted = {}
+        for label, code in SOLUTIONS.items():
+            response = requests.post(
+                f"{stack.api_url}/api/assignments/{assignment_id}/submissions",
+                json={"code": code},
+                headers=headers,
+                timeout=10,
+            )
+            response.raise_for_status()
+            submitted[label] = response.json()["id"]
+            print(f"submitted {label:<9} -> {response.json()['id']} ({response.json()['status']})")
+        results = {
+            label: wait_for_result(stack.api_url, headers, sid) for label, sid in submitted.items()
+        }
+    print()
+    print(f"{'solution':<10} {'status':<8} {'verdict':<22} {'score':>9}  {'tests':<6} fail_tags")
+    ok = True
+    for label, result in results.items():
+        passed = result["metrics"].get("tests_passed", 0)
+        total = result["metrics"].get("tests_total", 0)
+        score = (
+            f"{result['score']:g}/{result['max_score']:g}" if result["score"] is not None else "-"
+        )
+        print(
+            f"{label:<10} {result['status']:<8} {result['verdict'] or '-':<22} {score:>9}  "
+            f"{passed}/{total:<4} {', '.join(result['fail_tags'])}"
+        )
+        ok = ok and result["verdict"] == EXPECTED_VERDICTS[label]
+    ok = ok and results["correct"]["score"] == results["correct"]["max_score"]
+    print()
+    print(
+        "demo OK: every submission got the expected verdict"
+        if ok
+        else f"demo FAILED: expected verdicts {EXPECTED_VERDICTS}; logs in {log_dir}"
+    )
+    return 0 if ok else 1

@@ -1,0 +1,201 @@
+"""The embedded default: Redis, the webapp and a scheduler worker on this machine, with no
+set-up. `cloudemy dev`, `cloudemy demo` and the integration tests all start it this way."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+import requests
+from celery import Celery
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not come up within {timeout:.0f} s")
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A private redis-server on a free port, or fakeredis's TCP server when there is none."""
+    port = free_port()
+    binary = shutil.which("redis-server")
+    if binary:
+        workdir = tempfile.mkdtemp(prefix="cloudemy-redis-")
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            wait_until(lambda: redis.Redis.from_url(url).ping(), 15, "redis-server")
+            yield url
+        finally:
+            process.terminate()
+            process.wait(10)
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
+    from fakeredis import TcpFakeServer
+
+    log.warning("redis-server is not installed: using fakeredis's embedded Redis server")
+    server = TcpFakeServer(("127.0.0.1", port), server_type="redis")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class DevStack:
+    api_url: str
+    redis_url: str
+    env: dict[str, str]
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+
+def stack_env(redis_url: str, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("MONGO_URI", "mongomock://localhost")
+    env.setdefault("INTERNAL_RESULT_TOKEN", secrets.token_hex(32))
+    env.setdefault("SECRET_KEY", secrets.token_hex(32))
+    env.update(
+        {
+            "REDIS_URL": redis_url,
+            "BACKEND_INTERNAL_URL": f"http://127.0.0.1:{port}/internal",
+            "RUNNER_LAUNCHER": "local",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """TERM, then KILL if it is still there after 15 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@contextmanager
+def dev_stack(
+    port: int | None = None,
+    redis_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+    worker_concurrency: int = 2,
+) -> Iterator[DevStack]:
+    """Start Redis (private unless `redis_url` is given), the webapp under gunicorn, and one
+    Celery worker with the local launcher; stop them all on exit."""
+    port = port or free_port()
+    with _redis_for_stack(redis_url) as url:
+        env = stack_env(url, port, extra_env)
+        stack = DevStack(api_url=f"http://127.0.0.1:{port}", redis_url=url, env=env)
+
+        def output(name: str):
+            if log_dir is None:
+                return None
+            return open(log_dir / f"{name}.log", "ab")
+
+        try:
+            stack.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "cloudemy_dev.embedded",
+                        "--bind",
+                        f"127.0.0.1:{port}",
+                    ],
+                    env=env,
+                    stdout=output("webapp"),
+                    stderr=subprocess.STDOUT if log_dir else None,
+                )
+            )
+            stack.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "webapp.cli",
+                        "worker",
+                        "--concurrency",
+                        str(worker_concurrency),
+                    ],
+                    env=env,
+                    stdout=output("worker"),
+                    stderr=subprocess.STDOUT if log_dir else None,
+                )
+            )
+            wait_until(
+                lambda: requests.get(f"{stack.api_url}/readyz", timeout=2).ok, 60, "the webapp"
+            )
+            wait_until(lambda: _worker_is_up(url), 60, "the scheduler worker")
+            yield stack
+        finally:
+            for process in reversed(stack.processes):
+                stop_process(process)
+
+
+@contextmanager
+def _redis_for_stack(given: str | None) -> Iterator[str]:
+    if given:
+        yield given
+    else:
+        with private_redis() as url:
+            yield url
+
+
+def _worker_is_up(redis_url: str) -> bool:
+    app = Celery("cloudemy-dev", broker=redis_url, set_as_current=False)
+    try:
+        return bool(app.control.ping(timeout=1.0))
+    finally:
+        app.close()

@@ -1,0 +1,60 @@
+"""The contract between the three parts: what the webapp hands the runner (the bundle in
+Redis), what the runner reports back (the result, through the internal API), the token that
+authorises a report, and the statuses and verdicts they speak of.
+
+It lives on the runner's side of the boundary because the runner image is the bottom of the
+dependency chain (`webapp -> tasks -> runner_image`): the webapp and the scheduler import
+these definitions, and nothing here imports them.
+"""
+
+from runner_image.contract.bundle import (
+    AssignmentText,
+    Bundle,
+    BundleMissing,
+    FeedbackSettings,
+    TestCase,
+    bundle_key,
+)
+from runner_image.contract.internal_api import CallbackError, InternalApiClient
+from runner_image.contract.result import Result, TestResult
+from runner_image.contract.states import (
+    FINAL_STATUSES,
+    OPEN_STATUSES,
+    PARTIAL_TAG,
+    SYNTAX_ERROR_TAG,
+    Compare,
+    IsolationLevel,
+    Status,
+    Verdict,
+)
+from runner_image.contract.tokens import (
+    RESULT_TOKEN_HEADER,
+    submission_token,
+    sweep_token,
+    token_matches,
+)
+
+__all__ = [
+    "FINAL_STATUSES",
+    "OPEN_STATUSES",
+    "PARTIAL_TAG",
+    "RESULT_TOKEN_HEADER",
+    "SYNTAX_ERROR_TAG",
+    "AssignmentText",
+    "Bundle",
+    "BundleMissing",
+    "CallbackError",
+    "Compare",
+    "FeedbackSettings",
+    "InternalApiClient",
+    "IsolationLevel",
+    "Result",
+    "Status",
+    "TestCase",
+    "TestResult",
+    "Verdict",
+    "bundle_key",
+    "submission_token",
+    "sweep_token",
+    "token_matches",
+]

@@ -1,0 +1,78 @@
+"""The grading bundle: everything the runner needs to grade one submission, written by the
+webapp to Redis under `submission:<id>` and read once by the runner. Only the trusted
+runner process reads the expected answers; the sandboxed program receives a test's input."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from runner_image.contract.states import Compare
+
+BUNDLE_KEY = "submission:{id}"
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+MAX_IO_CHARS = 1024 * 1024
+
+
+def bundle_key(submission_id: object) -> str:
+    return BUNDLE_KEY.format(id=submission_id)
+
+
+class BundleMissing(RuntimeError):
+    """The bundle expired or was never written: the submission cannot be graded."""
+
+
+class TestCase(BaseModel):
+    """An `io` test (stdin in, stdout compared) or, when `call` is set, a Python `call` test
+    whose returned value is compared with `expected`."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    model_config = ConfigDict(frozen=True)
+
+    name: Name
+    stdin: str = Field(default="", max_length=MAX_IO_CHARS)
+    expected_stdout: str = Field(default="", max_length=MAX_IO_CHARS)
+    call: str | None = Field(default=None, min_length=1, max_length=10_000)
+    expected: Any = None
+    hidden: bool = False
+    weight: float = Field(default=1.0, gt=0, le=1000)
+    compare: Compare = Compare.LINES
+    tolerance: float = Field(default=1e-6, ge=0)
+
+
+class FeedbackSettings(BaseModel):
+    """How an assignment wants its feedback: LLM or not, a rubric and its share of the score,
+    and tags of its own the LLM may use besides the built-in ones."""
+
+    model_config = ConfigDict(frozen=True)
+
+    llm: bool = True
+    rubric: str | None = Field(default=None, max_length=20_000)
+    rubric_weight: float = Field(default=0.0, ge=0.0, le=0.3)
+    tags: list[str] = Field(default_factory=list, max_length=20)
+
+
+class AssignmentText(BaseModel):
+    """What the student was asked: the LLM explains against it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str = ""
+    description: str = ""
+
+
+class Bundle(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    submission_id: str
+    assignment_id: str = ""
+    language: str
+    code: str
+    tests: tuple[TestCase, ...]
+    time_limit_ms: int = 2000
+    memory_limit_mb: int = 256
+    max_score: float = 100.0
+    feedback: FeedbackSettings = FeedbackSettings()
+    assignment: AssignmentText = AssignmentText()

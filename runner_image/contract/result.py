@@ -1,0 +1,51 @@
+"""The result a runner reports (POST /internal/submissions/<id>/result) and the backend
+validates and stores. The bounds here are the backend's acceptance rules."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from runner_image.contract.states import Status, Verdict
+
+
+class TestResult(BaseModel):
+    """One test's row. `stdout` and `message` are clipped by the runner; hidden rows are
+    stripped of them before a student sees the submission."""
+
+    __test__ = False
+
+    name: str
+    verdict: Verdict
+    score: float = 0.0
+    max_score: float = 0.0
+    time_ms: int | None = None
+    memory_kb: int | None = None
+    hidden: bool = False
+    stdout: str | None = Field(default=None, max_length=256 * 1024)
+    message: str | None = Field(default=None, max_length=64 * 1024)
+
+
+class Result(BaseModel):
+    status: Literal[Status.GRADED, Status.FAILED, Status.ERROR]
+    verdict: Verdict | None = None
+    score: float | None = Field(default=None, ge=0)
+    max_score: float | None = Field(default=None, gt=0)
+    fail_tags: list[str] = Field(default_factory=list, max_length=64)
+    # Seen by the assignment's instructor only, e.g. `suspected_injection`.
+    instructor_tags: list[str] = Field(default_factory=list, max_length=16)
+    feedback: str = Field(default="", max_length=256 * 1024)
+    tests: list[TestResult] = Field(default_factory=list, max_length=500)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def error(cls, reason: str) -> Result:
+        """A submission the platform could not judge: nothing is the student's fault."""
+        return cls(
+            status=Status.ERROR,
+            verdict=Verdict.INTERNAL_ERROR,
+            feedback=f"Your submission could not be graded: {reason}. It does not count "
+            "against you; please submit again or tell your instructor.",
+            metrics={"error": reason},
+        )

@@ -1,0 +1,57 @@
+"""Submission statuses, test verdicts and output comparisons: the words every part shares."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    GRADED = "graded"
+    FAILED = "failed"
+    ERROR = "error"
+
+
+OPEN_STATUSES = (Status.QUEUED, Status.SCHEDULED, Status.RUNNING)
+FINAL_STATUSES = (Status.GRADED, Status.FAILED, Status.ERROR)
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    WRONG_ANSWER = "wrong_answer"
+    TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
+    MEMORY_LIMIT_EXCEEDED = "memory_limit_exceeded"
+    OUTPUT_LIMIT_EXCEEDED = "output_limit_exceeded"
+    RUNTIME_ERROR = "runtime_error"
+    COMPILE_ERROR = "compile_error"
+    SKIPPED = "skipped"
+    INTERNAL_ERROR = "internal_error"
+
+
+# Fail tags that execution alone decides, besides each failing verdict's own name: a compile
+# error in an interpreted language, and a score between 0 and the maximum.
+SYNTAX_ERROR_TAG = "syntax_error"
+PARTIAL_TAG = "partial"
+
+
+class Compare(StrEnum):
+    """How an io test's output is compared with the expected output."""
+
+    LINES = "lines"
+    EXACT = "exact"
+    TOKENS = "tokens"
+    FLOAT = "float"
+
+
+class IsolationLevel(StrEnum):
+    """How isolated a runner must be (RUNNER_REQUIRE_ISOLATION); ordered weakest first."""
+
+    NONE = "none"
+    BASIC = "basic"
+    STRICT = "strict"
+
+    @property
+    def rank(self) -> int:
+        return list(IsolationLevel).index(self)

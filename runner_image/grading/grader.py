@@ -1,0 +1,160 @@
+"""Build once, run every test in the sandbox, judge. The expected outputs stay in this
+(trusted) process: the sandboxed program only ever receives a test's input."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from runner_image.contract import Bundle, TestCase, Verdict
+from runner_image.grading.judge import (
+    Judgement,
+    TestOutcome,
+    compile_failure,
+    judge,
+    judge_execution,
+)
+from runner_image.sandbox.isolation import Isolation, remove_files_of_sandbox_uid
+from runner_image.sandbox.languages import LANGUAGES, LanguageSpec, language_problem
+from runner_image.sandbox.process import Limits, execute
+
+COMPILE_TIME_LIMIT_MS = 20_000
+
+# Runs a `call` test: the submission's prints go to stderr, and only the returned value, as
+# JSON, to stdout. The call expression is the test's input, never its expected answer.
+CALL_HARNESS = """\
+import json, runpy, sys
+sys.stdout = sys.stderr
+namespace = runpy.run_path("main.py", run_name="submission")
+value = eval(sys.argv[1], namespace)
+sys.__stdout__.write(json.dumps(value))
+"""
+
+
+def _write_source(workdir: Path, filename: str, code: str) -> None:
+    """O_EXCL|O_NOFOLLOW: never write through anything already at that path."""
+    fd = os.open(workdir / filename, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as source:
+        source.write(code)
+
+
+def _limits(spec: LanguageSpec, cpu_ms: int, wall_ms: int, memory_mb: int) -> Limits:
+    return Limits(
+        cpu_ms=cpu_ms,
+        wall_ms=wall_ms,
+        memory_mb=memory_mb,
+        memory_mode=spec.memory_limit,
+        memory_overhead_mb=spec.address_space_overhead_mb,
+    )
+
+
+def _test_command(spec: LanguageSpec, test: TestCase, memory_mb: int) -> tuple[str, ...]:
+    if test.call is None:
+        return spec.run_command(memory_mb)
+    python = spec.run_argv[: spec.run_argv.index("main.py")]
+    return (*python, "-c", CALL_HARNESS, test.call)
+
+
+def _unsupported(bundle: Bundle, message: str) -> Judgement:
+    outcomes = [TestOutcome(t, Verdict.INTERNAL_ERROR, None, message) for t in bundle.tests]
+    return judge(bundle, outcomes, Verdict.COMPILE_ERROR)
+
+
+def _private_dir(parent: Path, name: str, isolation: Isolation) -> Path:
+    folder = parent / name
+    folder.mkdir(mode=0o700)
+    if isolation.uid is not None:
+        os.chown(folder, isolation.uid, isolation.uid)
+    return folder
+
+
+def _fresh_copy(build_dir: Path, run_dir: Path, isolation: Isolation) -> Path:
+    """A new working directory per test, so nothing one run leaves (a stashed hidden input,
+    a planted symlink) is there for the next. Links are copied as links, never followed."""
+    shutil.copytree(build_dir, run_dir, symlinks=True, dirs_exist_ok=True, ignore=_special_files)
+    if isolation.uid is not None:
+        os.chown(run_dir, isolation.uid, isolation.uid)
+    return run_dir
+
+
+def _special_files(folder: str, names: list[str]) -> set[str]:
+    """FIFOs, sockets and devices are not copied: opening one could block the runner."""
+    kept = []
+    for name in names:
+        mode = os.lstat(os.path.join(folder, name)).st_mode
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
+            kept.append(name)
+    return set(names) - set(kept)
+
+
+def _without_paths(outcome: TestOutcome, workdir: Path) -> TestOutcome:
+    if not outcome.message:
+        return outcome
+    return replace(outcome, message=outcome.message.replace(f"{workdir}/", ""))
+
+
+def _run_test(
+    spec: LanguageSpec, bundle: Bundle, index: int, build_dir: Path, isolation: Isolation
+) -> TestOutcome:
+    test = bundle.tests[index]
+    limits = _limits(
+        spec, bundle.time_limit_ms, bundle.time_limit_ms * 2 + 500, bundle.memory_limit_mb
+    )
+    run_dir = _fresh_copy(
+        build_dir, _private_dir(build_dir.parent, f"run-{index}", isolation), isolation
+    )
+    try:
+        execution = execute(
+            _test_command(spec, test, bundle.memory_limit_mb),
+            test.stdin.encode(),
+            run_dir,
+            limits,
+            isolation,
+        )
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        remove_files_of_sandbox_uid(isolation)
+    outcome = judge_execution(
+        test, execution, bundle.time_limit_ms, bundle.memory_limit_mb, spec.out_of_memory_markers
+    )
+    return _without_paths(outcome, run_dir)
+
+
+def grade(bundle: Bundle, isolation: Isolation) -> Judgement:
+    spec = LANGUAGES.get(bundle.language)
+    problem = language_problem(bundle.language)
+    if problem or spec is None:
+        return _unsupported(bundle, problem or "unknown language")
+    if any(t.call is not None for t in bundle.tests) and bundle.language != "python":
+        return _unsupported(bundle, "call tests are only available for python")
+    # Root-owned and unlistable: the sandbox uid reaches its own folder inside and nothing
+    # else, and the sweep of what that uid leaves behind never deletes our folders.
+    grading_dir = Path(tempfile.mkdtemp(prefix="cloudemy-grading-"))
+    grading_dir.chmod(0o711)
+    try:
+        build_dir = _private_dir(grading_dir, "build", isolation)
+        _write_source(build_dir, spec.source_file, bundle.code)
+        if spec.compile_argv:
+            limits = _limits(
+                spec, COMPILE_TIME_LIMIT_MS, COMPILE_TIME_LIMIT_MS * 2, spec.compile_memory_mb
+            )
+            build = execute(spec.compile_argv, b"", build_dir, limits, isolation)
+            remove_files_of_sandbox_uid(isolation)
+            if build.exit_code != 0 or build.timed_out:
+                message = (build.stderr or build.stdout).decode("utf-8", "replace")
+                if build.timed_out:
+                    message = f"compilation took longer than {COMPILE_TIME_LIMIT_MS} ms\n{message}"
+                message = message.replace(f"{build_dir}/", "")
+                return judge(bundle, compile_failure(bundle.tests, message), spec.syntax_error_tag)
+        # Public tests run first: whatever a hidden test's input could leave behind where
+        # the sweep cannot reach (same-uid /tmp in an unprivileged pod) is never there for
+        # a test whose output the student sees.
+        order = sorted(range(len(bundle.tests)), key=lambda i: bundle.tests[i].hidden)
+        outcomes = {i: _run_test(spec, bundle, i, build_dir, isolation) for i in order}
+        return judge(bundle, [outcomes[i] for i in range(len(bundle.tests))], spec.syntax_error_tag)
+    finally:
+        shutil.rmtree(grading_dir, ignore_errors=True)

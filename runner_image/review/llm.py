@@ -1,0 +1,255 @@
+"""The LLM call: one bounded request to an OpenAI-compatible Chat Completions API (OpenAI,
+vLLM, Ollama...) through the official `openai` client.
+
+The call is bounded twice. The client's own per-attempt timeout and `max_retries` (with its
+short exponential backoff) handle the common failures. A hard wall-clock budget around the
+whole call handles the rest: an HTTP read timeout is per read, so a server trickling bytes
+never trips it, and a server's Retry-After could ask for minutes (we drop that header; the
+client's backoff applies instead). Whatever happens, `request_feedback` returns an `LlmReply`
+saying why there is or is no feedback; it never raises, so the submission is always graded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import openai
+from pydantic import ValidationError
+
+from runner_image.contract import Bundle, Status
+from runner_image.grading.judge import Judgement
+from runner_image.grading.score import rubric_weight
+from runner_image.review.answer import (
+    FeedbackAnswer,
+    RubricFeedbackAnswer,
+    parse_answer,
+    response_format,
+)
+from runner_image.review.filters import hidden_leak, plain_markdown, rubric_leak
+from runner_image.review.prompt import build_messages
+from runner_image.review.tags import kept_tags, suggestible_tags
+from runner_image.settings import LLM_BUDGET_CAP_SECONDS, RunnerSettings
+
+log = logging.getLogger("runner.llm")
+
+T = TypeVar("T")
+
+_CONNECT_TIMEOUT_SECONDS = 5.0
+
+OK = "ok"
+NOT_CONFIGURED = "not_configured"
+DISABLED = "disabled"
+SKIPPED = "skipped"
+TIMEOUT = "timeout"
+UNAVAILABLE = "unavailable"
+REJECTED = "rejected"
+INVALID_OUTPUT = "invalid_output"
+REFUSED = "refused"
+LEAK_FILTERED = "leak_filtered"
+ERROR = "error"
+
+
+@dataclass(frozen=True)
+class LlmReply:
+    """The outcome of the LLM step: `status` is one of the constants above, `detail` says
+    in a sentence why there is no feedback when there is none."""
+
+    status: str
+    detail: str | None = None
+    answer: FeedbackAnswer | None = None
+    tags: list[str] = field(default_factory=list)
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: int | None = None
+
+    @property
+    def rubric_score(self) -> float | None:
+        if isinstance(self.answer, RubricFeedbackAnswer):
+            return self.answer.rubric_score
+        return None
+
+
+class BudgetExceeded(TimeoutError):
+    """The whole call, retries included, did not finish within its wall-clock budget."""
+
+
+def call_budget(settings: RunnerSettings) -> tuple[float, float]:
+    """(per-attempt timeout, whole-call budget) in seconds. LLM_TIMEOUT_SECONDS bounds the
+    whole step, retries included, so an LLM that is down adds at most that to grading;
+    retries only help when a failure comes fast (a 500, a refused connection). Never more
+    than LLM_BUDGET_CAP_SECONDS, which the Job deadline reserves."""
+    budget = min(float(settings.llm_timeout_seconds), LLM_BUDGET_CAP_SECONDS)
+    return budget, budget
+
+
+def run_within(budget_seconds: float, call: Callable[[], T]) -> T:
+    """`call()` in a daemon thread, abandoned after `budget_seconds`. A daemon thread rather
+    than an executor: a stuck executor thread would hold up the runner's exit, a daemon one
+    dies with the process once the result is reported."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="llm-call", daemon=True).start()
+    if not done.wait(budget_seconds):
+        raise BudgetExceeded(f"no complete answer within {budget_seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _drop_retry_after(response: Any) -> None:
+    """httpx response hook. A Retry-After of minutes would stall grading; the client's own
+    short backoff applies instead."""
+    for name in ("retry-after", "retry-after-ms"):
+        if name in response.headers:
+            del response.headers[name]
+
+
+def _complete(
+    settings: RunnerSettings,
+    per_attempt: float,
+    messages: list[dict[str, str]],
+    schema: dict[str, Any],
+) -> Any:
+    extra: dict[str, Any] = {}
+    if settings.llm_max_output_tokens:
+        extra["max_completion_tokens"] = settings.llm_max_output_tokens
+    http_client = openai.DefaultHttpxClient(event_hooks={"response": [_drop_retry_after]})
+    with openai.OpenAI(
+        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+        base_url=settings.llm_base_url,
+        timeout=openai.Timeout(per_attempt, connect=min(per_attempt, _CONNECT_TIMEOUT_SECONDS)),
+        max_retries=settings.llm_max_retries,
+        http_client=http_client,
+    ) as client:
+        return client.chat.completions.create(
+            model=settings.llm_model,
+            messages=messages,  # type: ignore[arg-type]
+            response_format=schema,  # type: ignore[arg-type]
+            **extra,
+        )
+
+
+def _failure(exc: BaseException, per_attempt: float, attempts: int) -> tuple[str, str]:
+    """The status and the sentence recorded for a call that raised."""
+    tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+    if isinstance(exc, BudgetExceeded):
+        return TIMEOUT, f"the LLM API gave {exc}"
+    if isinstance(exc, openai.APITimeoutError):
+        return TIMEOUT, f"the LLM API did not answer within {per_attempt:g} s ({tries})"
+    if isinstance(exc, openai.APIConnectionError):
+        return UNAVAILABLE, f"could not connect to the LLM API ({tries})"
+    if isinstance(exc, openai.RateLimitError):
+        return UNAVAILABLE, f"the LLM API is rate limiting us (HTTP 429, {tries})"
+    if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
+        return UNAVAILABLE, f"the LLM API answered HTTP {exc.status_code} ({tries})"
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return REJECTED, f"the LLM API refused our key (HTTP {exc.status_code}); check LLM_API_KEY"
+    if isinstance(exc, openai.APIStatusError):
+        return REJECTED, f"the LLM API refused the request (HTTP {exc.status_code})"
+    if isinstance(exc, openai.APIResponseValidationError | ValueError):
+        return INVALID_OUTPUT, "the LLM API answered something that is not a chat completion"
+    return ERROR, f"the LLM call failed ({type(exc).__name__})"
+
+
+def _schema_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "answer"
+    count = exc.error_count()
+    errors = f"{count} error{'s' if count > 1 else ''}"
+    return f"the LLM answer does not match the schema ({errors}; {where}: {first['msg']})"
+
+
+def request_feedback(bundle: Bundle, judgement: Judgement, settings: RunnerSettings) -> LlmReply:
+    """Ask the model to explain the test outcomes. Never raises: even a bug on this side
+    must leave the submission graded from its tests."""
+    try:
+        return _ask(bundle, judgement, settings)
+    except Exception:
+        log.exception("the LLM feedback step failed")
+        return LlmReply(ERROR, "the LLM feedback step failed unexpectedly")
+
+
+def _ask(bundle: Bundle, judgement: Judgement, settings: RunnerSettings) -> LlmReply:
+    if not settings.llm_api_key:
+        return LlmReply(NOT_CONFIGURED, "no LLM is configured (LLM_API_KEY is not set)")
+    if not bundle.feedback.llm:
+        return LlmReply(DISABLED, "LLM feedback is turned off for this assignment")
+    if judgement.status == Status.ERROR:
+        return LlmReply(
+            SKIPPED, "the submission could not be judged, so there is nothing to explain"
+        )
+    tags = suggestible_tags(bundle)
+    with_rubric = rubric_weight(bundle) > 0
+    messages = build_messages(bundle, judgement, tags, with_rubric)
+    schema = response_format(tags, with_rubric)
+    per_attempt, budget = call_budget(settings)
+    model = settings.llm_model
+    started = time.monotonic()
+    try:
+        response = run_within(budget, lambda: _complete(settings, per_attempt, messages, schema))
+    except Exception as exc:
+        status, detail = _failure(exc, per_attempt, settings.llm_max_retries + 1)
+        latency = round((time.monotonic() - started) * 1000)
+        log.warning("LLM feedback unavailable after %d ms: %s", latency, detail)
+        return LlmReply(status, detail, model=model, latency_ms=latency)
+    latency = round((time.monotonic() - started) * 1000)
+    return _read_response(bundle, response, tags, with_rubric, model, latency)
+
+
+def _count(value: Any) -> int | None:
+    """A token count as reported by a server we do not control: an int, or nothing."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _read_response(
+    bundle: Bundle, response: Any, tags: list[str], with_rubric: bool, model: str, latency: int
+) -> LlmReply:
+    usage = getattr(response, "usage", None)
+    accounting: dict[str, Any] = {
+        "model": str(getattr(response, "model", None) or model)[:200],
+        "tokens_in": _count(getattr(usage, "prompt_tokens", None)),
+        "tokens_out": _count(getattr(usage, "completion_tokens", None)),
+        "latency_ms": latency,
+    }
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        return LlmReply(INVALID_OUTPUT, "the LLM API answered with no choices", **accounting)
+    choice = choices[0]
+    message = choice.message
+    if getattr(message, "refusal", None):
+        return LlmReply(REFUSED, "the model declined to give feedback", **accounting)
+    if choice.finish_reason == "length":
+        return LlmReply(
+            INVALID_OUTPUT, "the LLM answer was cut off at its token limit", **accounting
+        )
+    try:
+        answer = parse_answer(message.content or "", with_rubric)
+    except ValidationError as exc:
+        return LlmReply(INVALID_OUTPUT, _schema_problem(exc), **accounting)
+    answer = answer.model_copy(update={"feedback": plain_markdown(answer.feedback)})
+    leaked = hidden_leak(answer.feedback, bundle)
+    if leaked is not None:
+        log.warning("dropped LLM feedback quoting hidden test %r", leaked)
+        return LlmReply(
+            LEAK_FILTERED, "the LLM feedback quoted a hidden test and was dropped", **accounting
+        )
+    if rubric_leak(answer.feedback, bundle):
+        return LlmReply(
+            LEAK_FILTERED, "the LLM feedback quoted the rubric and was dropped", **accounting
+        )
+    return LlmReply(OK, None, answer, kept_tags(answer.fail_tags, tags), **accounting)

@@ -1,0 +1,29 @@
+"""The review step: injection check, LLM feedback (or the deterministic fallback), and the
+final result. The score stays the tests' (see grading.score)."""
+
+from __future__ import annotations
+
+import logging
+
+from runner_image.contract import Bundle, Result
+from runner_image.grading.judge import Judgement
+from runner_image.grading.score import rubric_weight
+from runner_image.review.feedback import assemble_result
+from runner_image.review.injection import INSTRUCTOR_TAG, detect_injection
+from runner_image.review.llm import request_feedback
+from runner_image.settings import RunnerSettings
+
+log = logging.getLogger("runner")
+
+
+def review(bundle: Bundle, judgement: Judgement, settings: RunnerSettings) -> Result:
+    """Never raises for an LLM problem: without an answer in time, the feedback is built
+    from the verdicts and `metrics.llm` says why."""
+    outputs = (row.stdout or "" for row in judgement.tests)
+    suspicions = detect_injection(bundle.code, *outputs)
+    if suspicions:
+        log.warning("submission %s: suspected injection (%s)", bundle.submission_id, suspicions)
+    reply = request_feedback(bundle, judgement, settings)
+    log.info("submission %s: LLM feedback %s", bundle.submission_id, reply.status)
+    instructor_tags = [INSTRUCTOR_TAG] if suspicions else []
+    return assemble_result(judgement, reply, rubric_weight(bundle), instructor_tags)

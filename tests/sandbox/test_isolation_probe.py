@@ -1,0 +1,20 @@
+"""sandbox.isolation.probe_isolation on this machine: it tries each layer in a real child
+process."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from runner_image.contract import IsolationLevel
+from runner_image.sandbox.isolation import probe_isolation
+
+
+def test_this_machine_reaches_strict_as_root():
+    """CI runs as root with seccomp and namespaces: the probe must find them all."""
+    if os.geteuid() != 0:
+        pytest.skip("the uid layer needs root")
+    probed = probe_isolation()
+    assert probed.level == IsolationLevel.STRICT
+    assert {"uid", "network_namespace", "seccomp"} <= set(probed.layers)

@@ -1,0 +1,3 @@
+"""Fixtures shared with tests/sandbox."""
+
+from tests.grader_workdirs import workdirs  # noqa: F401

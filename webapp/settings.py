@@ -1,0 +1,38 @@
+"""The webapp's settings: the scheduler's (it queues work and signs runner tokens with the
+same values) plus what only the web side needs. Read once, from the seed's variable names."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from runner_image.settings import long_random_secret
+from tasks.settings import SchedulerSettings
+
+DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://cloudemy.local")
+
+CommaSeparated = Annotated[tuple[str, ...], NoDecode]
+
+
+class WebappSettings(SchedulerSettings):
+    mongo_uri: str = Field(pattern=r"^(mongodb|mongodb\+srv|mongomock)://")
+    db_name: str = "cloudemy"
+    # Signs the users' bearer tokens.
+    secret_key: Annotated[SecretStr, AfterValidator(long_random_secret)]
+    cors_origins: CommaSeparated = DEFAULT_CORS_ORIGINS
+    access_token_ttl_seconds: int = Field(default=3600, ge=60)
+    max_code_bytes: int = Field(default=64 * 1024, ge=1)
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    bundle_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # Languages the runners can build; None means every language the runner knows (the
+    # runner image installs all of them). The local launcher also checks this machine.
+    runner_languages: CommaSeparated | None = None
+
+    @field_validator("cors_origins", "runner_languages", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
