@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import signal
 import sys
+from dataclasses import replace
 
 import redis
 
@@ -18,7 +20,12 @@ from runner_image.contract import (
     bundle_key,
 )
 from runner_image.grading.grader import grade
-from runner_image.sandbox.isolation import IsolationUnavailable, probe_isolation, require_level
+from runner_image.sandbox.isolation import (
+    IsolationUnavailable,
+    probe_isolation,
+    require_level,
+    secrets_readable,
+)
 from runner_image.settings import ConfigError, RunnerSettings
 
 log = logging.getLogger("runner")
@@ -42,6 +49,15 @@ def load_bundle(client: redis.Redis, submission_id: str) -> Bundle:
 
 def build_result(settings: RunnerSettings, bundle: Bundle) -> Result:
     isolation = probe_isolation()
+    token = settings.internal_result_token.get_secret_value()
+    if secrets_readable(isolation, (token,)):
+        isolation = replace(isolation, secrets_exposed=True)
+    log.info(
+        "isolation level %s (%s), sandbox uid %s",
+        isolation.level,
+        ", ".join(isolation.layers),
+        isolation.uid,
+    )
     try:
         require_level(isolation, settings.runner_require_isolation)
     except IsolationUnavailable as exc:
@@ -79,9 +95,16 @@ def _grade_submission(settings: RunnerSettings) -> Result:
         return Result.error("the grader failed unexpectedly")
 
 
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM (a Job past its deadline) ends the runner, even as a container's PID 1,
+    which the kernel otherwise shields from it; clean-up still runs on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner %(levelname)s %(message)s")
     make_non_dumpable()
+    signal.signal(signal.SIGTERM, _stop)
     try:
         settings = RunnerSettings.take_from_environment()
     except ConfigError as exc:

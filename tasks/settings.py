@@ -43,7 +43,10 @@ class SchedulerSettings(BrokerSettings, GradingSettings):
     # KubernetesLauncher and the reconciler.
     k8s_namespace: str = "default"
     runner_image: str = "cloudemy/runner:latest"
-    runner_llm_secret: str = "cloudemy-llm"
+    # A RuntimeClass for runner pods (e.g. gVisor's `runsc`); None: the cluster's default.
+    runner_runtime_class: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+    )
     max_running_jobs: int = Field(default=50, ge=1)
     job_ttl_seconds: int = Field(default=3600, ge=0)
     runner_cpu_request: Quantity = "250m"

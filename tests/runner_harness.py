@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,6 @@ import redis
 
 from cloudemy_dev.devstack import private_redis
 from runner_image.contract import Bundle, bundle_key
-from runner_image.sandbox.isolation import sandbox_uid
 
 
 @dataclass
@@ -77,15 +78,22 @@ class RunnerRun:
     stderr: str
     returncode: int
     runner_pid: int
-    # The uid the runner ran the submission as (when it could switch uids, i.e. as root).
-    sandbox_uid: int
+    # The uid the runner ran the submission as (when it could switch uids, i.e. as root),
+    # as its log says.
+    sandbox_uid: int | None
 
     def verdicts(self) -> list[str]:
         return [t["verdict"] for t in self.result["tests"]]
 
     def leftover_processes(self) -> list[int]:
         """Processes of this run's submission still alive after its runner exited."""
+        assert self.sandbox_uid is not None, "the runner ran without a sandbox uid"
         return sandbox_processes([self.sandbox_uid])
+
+
+def logged_sandbox_uid(runner_log: str) -> int | None:
+    found = re.search(r"sandbox uid (\d+)", runner_log)
+    return int(found.group(1)) if found else None
 
 
 def sandbox_processes(uids: Iterable[int]) -> list[int]:
@@ -163,7 +171,30 @@ def run_submission(backend: RecordingBackend, redis_url: str):
             stderr=stderr,
             returncode=runner.returncode,
             runner_pid=runner.pid,
-            sandbox_uid=sandbox_uid(runner.pid),
+            sandbox_uid=logged_sandbox_uid(stderr),
         )
 
     return run
+
+
+# The layers a hostile run is checked against: fresh namespaces, a cgroup, a uid of its
+# own (so that every leftover process would be its uid's) and the seccomp filter.
+NAMESPACED_LAYERS = {"namespaces", "cgroup", "uid", "seccomp"}
+
+
+def assert_contained(run: RunnerRun) -> None:
+    """Reported normally at the namespaced level with every layer, leaked no runner secret
+    and left nothing running under its sandbox uid."""
+    assert run.returncode == 0, run.stderr
+    metrics = run.result["metrics"]
+    assert metrics["isolation_level"] == "namespaced", metrics
+    assert set(metrics["isolation"]) >= NAMESPACED_LAYERS, metrics["isolation"]
+    assert run.sandbox_uid is not None
+    reported = json.dumps(run.result)
+    for secret in run.secrets:
+        assert secret not in reported
+        assert secret not in run.stderr
+    deadline = time.monotonic() + 5
+    while run.leftover_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.leftover_processes() == []

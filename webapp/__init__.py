@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
-from webapp.blueprints import accounts, assignments, health, internal, submissions
+from webapp.blueprints import (
+    accounts,
+    assignments,
+    health,
+    internal,
+    llm_gateway,
+    submissions,
+)
 from webapp.errors import register_error_handlers
 from webapp.metrics import instrument
 from webapp.services import Services, make_services
@@ -23,6 +30,7 @@ def create_app(settings: WebappSettings, services: Services | None = None) -> Fl
     CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}})
     register_error_handlers(app)
     instrument(app)
-    for blueprint in (accounts.bp, assignments.bp, submissions.bp, internal.bp, health.bp):
+    blueprints = (accounts, assignments, submissions, internal, llm_gateway, health)
+    for blueprint in (module.bp for module in blueprints):
         app.register_blueprint(blueprint)
     return app

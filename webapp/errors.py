@@ -40,8 +40,8 @@ def error_response(
     return jsonify({"error": {"code": code, "message": message, "details": details or {}}}), status
 
 
-def parse_body(model: type[Body]) -> Body:
-    """Parse the request's JSON object into `model`, or raise a 400 that says what is wrong."""
+def json_object_body() -> dict[str, Any]:
+    """The request's body as a JSON object, or a 400 that says what is wrong with it."""
     raw = request.get_data(cache=True)
     try:
         payload = json.loads(raw) if raw else None
@@ -49,6 +49,12 @@ def parse_body(model: type[Body]) -> Body:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_body", "request body must be a JSON object")
+    return payload
+
+
+def parse_body(model: type[Body]) -> Body:
+    """Parse the request's JSON object into `model`, or raise a 400 that says what is wrong."""
+    payload = json_object_body()
     try:
         return model.model_validate(payload)
     except ValidationError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from runner_image.contract import TestCase, TestResult
+from runner_image.contract import STAFF_ONLY_METRICS, TestCase, TestResult
 from webapp.models import Assignment, Submission, User
 
 ROW_FIELDS = {"name", "verdict", "score", "max_score", "time_ms", "memory_kb"}
@@ -66,6 +66,9 @@ def _test_result_json(
     # Hidden now or when graded: an instructor may hide a test after results exist.
     hidden = result.hidden or (case is not None and case.hidden)
     shown = result.model_dump(mode="json", include=ROW_FIELDS) | {"hidden": hidden}
+    if hidden and not reveal_hidden:
+        # Resource figures could spell out a hidden input; the fields stay, empty.
+        shown |= {"time_ms": None, "memory_kb": None}
     if reveal_hidden or not hidden:
         if case is not None:
             shown |= case.model_dump(mode="json", include=_io_fields(case))
@@ -73,6 +76,14 @@ def _test_result_json(
             shown |= {"stdin": None, "expected_stdout": None}
         shown |= {"stdout": result.stdout, "message": result.message}
     return shown
+
+
+def _metrics_json(submission: Submission, is_instructor: bool) -> dict[str, Any]:
+    """Students see time and memory over public tests only (the runner sums them so)."""
+    if is_instructor:
+        return dict(submission.metrics)
+    staff_only = set(STAFF_ONLY_METRICS.values())
+    return {k: v for k, v in submission.metrics.items() if k not in staff_only}
 
 
 def submission_json(
@@ -96,7 +107,7 @@ def submission_json(
             _test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor)
             for r in submission.test_results
         ],
-        "metrics": dict(submission.metrics),
+        "metrics": _metrics_json(submission, is_instructor),
         "attempt": submission.attempt,
         "job_name": submission.job_name,
         "created_at": iso(submission.created_at),

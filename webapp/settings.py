@@ -26,6 +26,9 @@ class WebappSettings(SchedulerSettings):
     max_code_bytes: int = Field(default=64 * 1024, ge=1)
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     bundle_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    # The LLM gateway (webapp/blueprints/llm_gateway.py): the most Chat Completions calls
+    # one submission's runner may make through it, retries included.
+    llm_gateway_max_calls: int = Field(default=4, ge=1)
     # Languages the runners can build; None means every language the runner knows (the
     # runner image installs all of them). The local launcher also checks this machine.
     runner_languages: CommaSeparated | None = None

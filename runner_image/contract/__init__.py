@@ -16,7 +16,7 @@ from runner_image.contract.bundle import (
     bundle_key,
 )
 from runner_image.contract.internal_api import CallbackError, InternalApiClient
-from runner_image.contract.result import Result, TestResult
+from runner_image.contract.result import STAFF_ONLY_METRICS, Result, TestResult
 from runner_image.contract.states import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -39,6 +39,7 @@ __all__ = [
     "OPEN_STATUSES",
     "PARTIAL_TAG",
     "RESULT_TOKEN_HEADER",
+    "STAFF_ONLY_METRICS",
     "SYNTAX_ERROR_TAG",
     "AssignmentText",
     "Bundle",

@@ -9,6 +9,10 @@ from pydantic import BaseModel, Field
 
 from runner_image.contract.states import Status, Verdict
 
+# Metrics only the assignment's staff see, by the name students see their public-tests-only
+# counterpart under.
+STAFF_ONLY_METRICS = {"run_ms": "run_ms_all_tests", "max_rss_kb": "max_rss_kb_all_tests"}
+
 
 class TestResult(BaseModel):
     """One test's row. `stdout` and `message` are clipped by the runner; hidden rows are

@@ -46,11 +46,19 @@ class Compare(StrEnum):
 
 
 class IsolationLevel(StrEnum):
-    """How isolated a runner must be (RUNNER_REQUIRE_ISOLATION); ordered weakest first."""
+    """How isolated a run of untrusted code is, ordered weakest first (the runner's
+    RUNNER_REQUIRE_ISOLATION names the least it accepts):
+    - basic: rlimits, a fresh working directory, a scrubbed environment, its own session;
+    - strict: also no network and no way to touch the runner (own uid or seccomp): what a
+      restricted Kubernetes pod can have;
+    - namespaced: also fresh namespaces per run (mounts with private /tmp, PID, IPC, UTS,
+      network, user), a uid of its own and seccomp: what a local runner as root reaches.
+    """
 
     NONE = "none"
     BASIC = "basic"
     STRICT = "strict"
+    NAMESPACED = "namespaced"
 
     @property
     def rank(self) -> int:

@@ -18,8 +18,9 @@ from runner_image.grading.judge import (
     judge,
     judge_execution,
 )
-from runner_image.sandbox.isolation import Isolation, remove_files_of_sandbox_uid
+from runner_image.sandbox.isolation import Isolation
 from runner_image.sandbox.languages import LANGUAGES, LanguageSpec, language_problem
+from runner_image.sandbox.namespaces import SANDBOX_WORKDIR
 from runner_image.sandbox.process import Limits, execute
 
 COMPILE_TIME_LIMIT_MS = 20_000
@@ -91,37 +92,62 @@ def _special_files(folder: str, names: list[str]) -> set[str]:
     return set(names) - set(kept)
 
 
-def _without_paths(outcome: TestOutcome, workdir: Path) -> TestOutcome:
-    if not outcome.message:
-        return outcome
-    return replace(outcome, message=outcome.message.replace(f"{workdir}/", ""))
+def _without_paths(text: str, workdir: Path) -> str:
+    """Messages name files relative to the working directory, as the student wrote them."""
+    return text.replace(f"{workdir}/", "").replace(f"{SANDBOX_WORKDIR}/", "")
+
+
+def _remove(folder: Path, isolation: Isolation) -> None:
+    """Delete a working directory once every process of the run is dead. Its contents are
+    the sandbox uid's, so they are deleted as that uid: root never walks a directory that
+    untrusted code could write. The emptied folder itself sits in root's grading folder."""
+    if isolation.uid is not None:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([])
+                os.setgid(isolation.uid)
+                os.setuid(isolation.uid)
+                for entry in os.scandir(folder):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _run_test(
     spec: LanguageSpec, bundle: Bundle, index: int, build_dir: Path, isolation: Isolation
 ) -> TestOutcome:
+    """One test, from a pristine build: in namespaces the build is an overlay whose writes
+    vanish with the run; without them, a fresh copy that is removed after it."""
     test = bundle.tests[index]
     limits = _limits(
         spec, bundle.time_limit_ms, bundle.time_limit_ms * 2 + 500, bundle.memory_limit_mb
     )
-    run_dir = _fresh_copy(
-        build_dir, _private_dir(build_dir.parent, f"run-{index}", isolation), isolation
-    )
-    try:
+    command = _test_command(spec, test, bundle.memory_limit_mb)
+    if isolation.namespaces:
+        run_dir = build_dir
         execution = execute(
-            _test_command(spec, test, bundle.memory_limit_mb),
-            test.stdin.encode(),
-            run_dir,
-            limits,
-            isolation,
+            command, test.stdin.encode(), build_dir, limits, isolation, keep_writes=False
         )
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        remove_files_of_sandbox_uid(isolation)
+    else:
+        run_dir = _fresh_copy(
+            build_dir, _private_dir(build_dir.parent, f"run-{index}", isolation), isolation
+        )
+        try:
+            execution = execute(command, test.stdin.encode(), run_dir, limits, isolation)
+        finally:
+            _remove(run_dir, isolation)
     outcome = judge_execution(
         test, execution, bundle.time_limit_ms, bundle.memory_limit_mb, spec.out_of_memory_markers
     )
-    return _without_paths(outcome, run_dir)
+    if outcome.message:
+        outcome = replace(outcome, message=_without_paths(outcome.message, run_dir))
+    return outcome
 
 
 def grade(bundle: Bundle, isolation: Isolation) -> Judgement:
@@ -143,18 +169,19 @@ def grade(bundle: Bundle, isolation: Isolation) -> Judgement:
                 spec, COMPILE_TIME_LIMIT_MS, COMPILE_TIME_LIMIT_MS * 2, spec.compile_memory_mb
             )
             build = execute(spec.compile_argv, b"", build_dir, limits, isolation)
-            remove_files_of_sandbox_uid(isolation)
             if build.exit_code != 0 or build.timed_out:
                 message = (build.stderr or build.stdout).decode("utf-8", "replace")
                 if build.timed_out:
                     message = f"compilation took longer than {COMPILE_TIME_LIMIT_MS} ms\n{message}"
-                message = message.replace(f"{build_dir}/", "")
+                message = _without_paths(message, build_dir)
                 return judge(bundle, compile_failure(bundle.tests, message), spec.syntax_error_tag)
         # Public tests run first: whatever a hidden test's input could leave behind where
-        # the sweep cannot reach (same-uid /tmp in an unprivileged pod) is never there for
-        # a test whose output the student sees.
+        # runs share a /tmp (an unprivileged pod, without namespaces) is never there for a
+        # test whose output the student sees.
         order = sorted(range(len(bundle.tests)), key=lambda i: bundle.tests[i].hidden)
         outcomes = {i: _run_test(spec, bundle, i, build_dir, isolation) for i in order}
         return judge(bundle, [outcomes[i] for i in range(len(bundle.tests))], spec.syntax_error_tag)
     finally:
+        if (grading_dir / "build").is_dir():
+            _remove(grading_dir / "build", isolation)
         shutil.rmtree(grading_dir, ignore_errors=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from runner_image.contract import (
     PARTIAL_TAG,
+    STAFF_ONLY_METRICS,
     SYNTAX_ERROR_TAG,
     Bundle,
     Compare,
@@ -113,6 +114,8 @@ def values_match(expected: Any, got: Any, tolerance: float = 1e-6) -> bool:
 def _memory_exceeded(
     execution: Execution, memory_limit_mb: int, out_of_memory_markers: tuple[bytes, ...]
 ) -> bool:
+    if execution.out_of_memory:
+        return True
     if any(marker in execution.stderr for marker in out_of_memory_markers):
         return True
     # A crash at the edge of the limit is an allocation that failed (C's malloc returning
@@ -251,9 +254,20 @@ def judge(bundle: Bundle, outcomes: list[TestOutcome], syntax_error_tag: str) ->
         metrics={
             "tests_passed": passed,
             "tests_total": len(outcomes),
-            "run_ms": sum(o.execution.wall_ms for o in outcomes if o.execution),
-            "max_rss_kb": max(
-                (o.execution.max_rss_kb or 0 for o in outcomes if o.execution), default=0
-            ),
+            **_resource_metrics([o for o in outcomes if not o.test.hidden]),
+            **{
+                STAFF_ONLY_METRICS[name]: value
+                for name, value in _resource_metrics(outcomes).items()
+            },
         },
     )
+
+
+def _resource_metrics(outcomes: list[TestOutcome]) -> dict[str, int]:
+    """Time and memory summed up over `outcomes`. What students see covers public tests
+    only: a hidden test's figures could spell out its input (allocate input[k] x 512 KiB)."""
+    executions = [o.execution for o in outcomes if o.execution]
+    return {
+        "run_ms": sum(e.wall_ms for e in executions),
+        "max_rss_kb": max((e.max_rss_kb or 0 for e in executions), default=0),
+    }

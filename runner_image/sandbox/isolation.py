@@ -1,43 +1,60 @@
-"""Isolation layers for untrusted processes, strongest available first, applied in the child
-between fork and exec. Which layers this machine supports is probed once per runner run and
-reported in `metrics.isolation`; a required level the machine cannot meet is an error, never
-a silent downgrade.
+"""Isolation layers for untrusted processes, strongest available first. Which layers this
+machine supports is probed once per runner process and reported in `metrics.isolation`; a
+required level the machine cannot meet is an error, never a silent downgrade.
 
 Layers beyond the always-on ones (fresh working directory, scrubbed environment, rlimits,
-own process group, runner non-dumpable):
-- `uid`: the child runs as a throw-away uid when the runner is root, so it can neither
-  signal nor read the runner, and its processes can be killed by uid afterwards.
-- `network_namespace`: a new, empty network namespace (no route anywhere, not even to the
-  Redis on 127.0.0.1); as non-root through a user namespace where the kernel allows it.
-- `seccomp`: refuses internet sockets (and io_uring, which could open them behind the
-  filter's back), ptrace, session escapes, and signals to the runner. It needs no privilege,
-  so it also holds inside an unprivileged Kubernetes pod where namespaces are refused.
+own session, runner non-dumpable, runner a child subreaper):
+- `uid`: the child runs as a sandbox uid of its own (one per runner, see uids.py) when
+  the runner is root, so it can neither signal nor read the runner, and everything it
+  started can be killed by uid afterwards.
+- `namespaces`: fresh mount, PID, IPC, UTS, network and user namespaces per run, through
+  bubblewrap (see namespaces.py): nothing of the host or of another run is visible, and
+  nothing the run writes outside its working directory outlives it.
+- `cgroup`: a memory, pids and cpuacct cgroup per run (see cgroups.py): exact peak memory,
+  a real out-of-memory kill, a process cap across uids.
+- `network_namespace`: without bubblewrap, a new empty network namespace in the child (no
+  route anywhere, not even to the Redis on 127.0.0.1).
+- `seccomp`: the filter of seccomp.py. It needs no privilege, so it also holds inside an
+  unprivileged Kubernetes pod where namespaces are refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cache
 from pathlib import Path
 
 from runner_image.contract import IsolationLevel
-
-try:
-    import pyseccomp
-except (ImportError, OSError):  # no libseccomp on this machine: the layer is reported absent
-    pyseccomp = None
+from runner_image.sandbox.cgroups import OOM_SCORE_ADJ, cgroups_available
+from runner_image.sandbox.limits import Limits, prlimit_argv, rlimits
+from runner_image.sandbox.namespaces import (
+    BWRAP_PROCESSES,
+    bwrap_argv,
+    packaged_bwrap,
+    staged_bwrap,
+)
+from runner_image.sandbox.reaping import become_subreaper, kill_orphans, own_children
+from runner_image.sandbox.seccomp import bpf_program_fd, build_filter, seccomp_available
+from runner_image.sandbox.uids import NoSandboxUid, allocate_uid
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
-ALWAYS_ON = ("workdir", "scrubbed_env", "rlimits", "process_group", "runner_non_dumpable")
+ALWAYS_ON = (
+    "workdir",
+    "scrubbed_env",
+    "rlimits",
+    "process_group",
+    "runner_non_dumpable",
+    "child_subreaper",
+)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -51,9 +68,18 @@ class Isolation:
     uid: int | None = None
     network_namespace: bool = False
     seccomp: bool = False
+    # The bwrap binary that gives each run fresh namespaces, or None.
+    bwrap: Path | None = None
+    cgroup: bool = False
     runner_pid: int = 0
     # Without a uid of its own, the child's process limit also counts the runner's processes.
     process_baseline: int = 0
+    # A process the program could read (same uid, same PID namespace) holds a secret.
+    secrets_exposed: bool = False
+
+    @property
+    def namespaces(self) -> bool:
+        return self.bwrap is not None
 
     @property
     def layers(self) -> list[str]:
@@ -61,6 +87,8 @@ class Isolation:
             name
             for name, active in (
                 ("uid", self.uid is not None),
+                ("namespaces", self.namespaces),
+                ("cgroup", self.cgroup),
                 ("network_namespace", self.network_namespace),
                 ("seccomp", self.seccomp),
             )
@@ -70,19 +98,53 @@ class Isolation:
 
     @property
     def level(self) -> IsolationLevel:
-        network_blocked = self.network_namespace or self.seccomp
-        runner_protected = self.uid is not None or self.seccomp
-        strict = network_blocked and runner_protected
-        return IsolationLevel.STRICT if strict else IsolationLevel.BASIC
+        if self.secrets_exposed:
+            return IsolationLevel.BASIC
+        if self.namespaces and self.seccomp and self.uid is not None:
+            return IsolationLevel.NAMESPACED
+        network_blocked = self.network_namespace or self.namespaces or self.seccomp
+        runner_protected = self.uid is not None or self.namespaces or self.seccomp
+        if network_blocked and runner_protected:
+            return IsolationLevel.STRICT
+        return IsolationLevel.BASIC
+
+    def namespaced_command(
+        self,
+        argv: list[str] | tuple[str, ...],
+        workdir: Path,
+        limits: Limits,
+        seccomp_fd: int | None,
+        keep_writes: bool = True,
+    ) -> list[str]:
+        """`argv` under bwrap, for a child spawned with no Python pre-exec hook (much
+        cheaper to start): util-linux `prlimit` sets the run's rlimits, `choom` makes it
+        the out-of-memory killer's first choice, and `setpriv` switches to the sandbox uid
+        before bwrap starts; bwrap installs the seccomp program from `seccomp_fd` itself."""
+        assert self.bwrap is not None
+        processes = limits.processes + self.process_baseline + BWRAP_PROCESSES
+        chosen = rlimits(limits, self.cgroup, processes)
+        prefix = [*prlimit_argv(chosen), "choom", "-n", str(OOM_SCORE_ADJ), "--"]
+        if self.uid is not None:
+            prefix += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
+            prefix += ["--"]
+        return [*prefix, *bwrap_argv(self.bwrap, workdir, argv, seccomp_fd, keep_writes)]
+
+    def seccomp_program(self) -> int | None:
+        """The BPF program's fd for bwrap, when bwrap is to install the filter."""
+        return bpf_program_fd(self.runner_pid) if self.seccomp and self.namespaces else None
 
     def child_hook(self) -> Callable[[], None]:
-        """What the forked child runs before exec. The seccomp filter is compiled here, in
-        the parent, since the child may no longer be able to read the library once it has
-        switched uid. Order matters: namespaces need the privileges the uid switch gives up,
-        and seccomp comes last."""
-        seccomp_filter = _seccomp_filter(self.runner_pid) if self.seccomp else None
+        """What the forked child runs before exec, without namespaces. The seccomp filter
+        is compiled here, in the parent, since the child may no longer read the library
+        once it has switched uid. Order matters: the network namespace needs the privilege
+        the uid switch gives up, and seccomp comes last."""
+        assert self.bwrap is None
+        seccomp_filter = build_filter(self.runner_pid) if self.seccomp else None
 
         def apply() -> None:
+            if self.cgroup:  # the runner shares the cgroup: the program is OOM's first pick
+                with open("/proc/self/oom_score_adj", "w") as adjustment:
+                    adjustment.write(str(OOM_SCORE_ADJ))
             if self.network_namespace:
                 _unshare_network()
             if self.uid is not None:
@@ -115,45 +177,15 @@ def _unshare(flags: int) -> None:
         raise OSError(code, f"unshare: {os.strerror(code)}")
 
 
-def _seccomp_filter(runner_pid: int):
-    if pyseccomp is None:
-        raise OSError("libseccomp is not available")
-    sc = pyseccomp
-    low32 = 0xFFFFFFFF
-    denied = sc.ERRNO(errno.EPERM)
-    rules = sc.SyscallFilter(defaction=sc.ALLOW)
-    for family in (socket.AF_INET, socket.AF_INET6):
-        rules.add_rule(sc.ERRNO(errno.EACCES), "socket", sc.Arg(0, sc.EQ, family))
-    for call in (
-        "io_uring_setup",
-        "ptrace",
-        "setsid",
-        "setpgid",
-        "process_vm_readv",
-        "pidfd_send_signal",
-    ):
-        rules.add_rule(denied, call)
-    # Signals to the runner, to its process group, or to every process (-1) are refused.
-    for target in (runner_pid, -runner_pid & low32, low32):
-        rules.add_rule(denied, "kill", sc.Arg(0, sc.MASKED_EQ, low32, target))
-    for call in (
-        "tkill",
-        "tgkill",
-        "rt_sigqueueinfo",
-        "rt_tgsigqueueinfo",
-        "pidfd_open",
-        "prlimit64",
-    ):
-        rules.add_rule(denied, call, sc.Arg(0, sc.MASKED_EQ, low32, runner_pid))
-    return rules
-
-
-def sandbox_uid(runner_pid: int | None = None) -> int:
-    """A uid nobody else uses, distinct per concurrent runner (pids are unique): that of the
-    runner `runner_pid`, this process by default. Pure, so a test harness can tell which
-    uid a runner it started used."""
-    pid = os.getpid() if runner_pid is None else runner_pid
-    return 100_000 + pid % 50_000
+@cache
+def runner_sandbox_uid() -> int | None:
+    """This process's sandbox uid, taken once and held until it exits (root only)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return allocate_uid().uid
+    except (NoSandboxUid, OSError):
+        return None
 
 
 def kill_all_of_uid(uid: int) -> None:
@@ -168,12 +200,27 @@ def kill_all_of_uid(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
+PROBE_LIMITS = Limits(cpu_ms=5000, wall_ms=10_000, memory_mb=64)
+
+
 def _works(candidate: Isolation) -> bool:
+    """Run /bin/true through every layer of `candidate`, as a graded program would be."""
+    workdir = Path(tempfile.mkdtemp(prefix="cloudemy-probe-"))
+    seccomp_fd = None
+    become_subreaper()
+    known_children = own_children()
     try:
+        if candidate.uid is not None:
+            os.chown(workdir, candidate.uid, candidate.uid)
+        seccomp_fd = candidate.seccomp_program()
+        namespaced = candidate.namespaces
         completed = subprocess.run(
-            ["/bin/true"],
-            preexec_fn=candidate.child_hook(),
-            env={},
+            candidate.namespaced_command(["/bin/true"], workdir, PROBE_LIMITS, seccomp_fd)
+            if namespaced
+            else ["/bin/true"],
+            preexec_fn=None if namespaced else candidate.child_hook(),
+            pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            env={"PATH": "/usr/bin:/bin"},
             timeout=10,
             check=False,
             stdin=subprocess.DEVNULL,
@@ -182,6 +229,11 @@ def _works(candidate: Isolation) -> bool:
         )
     except (subprocess.SubprocessError, OSError):
         return False
+    finally:
+        kill_orphans(known_children)
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
+        shutil.rmtree(workdir, ignore_errors=True)
     return completed.returncode == 0
 
 
@@ -195,62 +247,73 @@ def processes_of_current_uid() -> int:
     return count
 
 
+@cache
+def _bwrap_for_sandbox(as_root: bool) -> Path | None:
+    source = packaged_bwrap()
+    if source is None:
+        return None
+    return staged_bwrap(source) if as_root else source
+
+
 def probe_isolation() -> Isolation:
-    """Try each optional layer on its own and keep the ones this machine supports."""
+    """Every layer at once when this machine supports them all (one trial run); otherwise
+    each optional layer on its own, keeping the ones that work."""
+    uid = runner_sandbox_uid()
+    bwrap = _bwrap_for_sandbox(os.geteuid() == 0)
+    if uid is not None and bwrap is not None and seccomp_available():
+        everything = Isolation(
+            uid=uid, seccomp=True, bwrap=bwrap, cgroup=cgroups_available(), runner_pid=os.getpid()
+        )
+        if _works(everything):
+            return everything
     best = Isolation(runner_pid=os.getpid(), process_baseline=processes_of_current_uid())
-    candidates = [replace(best, seccomp=True), replace(best, network_namespace=True)]
-    if os.geteuid() == 0:
-        candidates.append(replace(best, uid=sandbox_uid()))
-    for candidate in candidates:
-        if _works(candidate):
-            best = replace(
-                best,
-                seccomp=best.seccomp or candidate.seccomp,
-                network_namespace=best.network_namespace or candidate.network_namespace,
-                uid=candidate.uid if candidate.uid is not None else best.uid,
-            )
-    for weaker in (replace(best, network_namespace=False), replace(best, seccomp=False)):
-        if _works(best):
-            break
-        best = weaker
-    if best.uid is not None:
-        best = replace(best, process_baseline=0)
+    if uid is not None and _works(replace(best, uid=uid)):
+        best = replace(best, uid=uid, process_baseline=0)
+    if seccomp_available() and _works(replace(best, seccomp=True)):
+        best = replace(best, seccomp=True)
+    if bwrap is not None and _works(replace(best, bwrap=bwrap)):
+        best = replace(best, bwrap=bwrap)
+    elif _works(replace(best, network_namespace=True)):
+        best = replace(best, network_namespace=True)
+    if os.geteuid() == 0 and cgroups_available():
+        best = replace(best, cgroup=True)
     return best
+
+
+# Environment variables that hold the platform's secrets, wherever they are set.
+SECRET_VARIABLES = (b"INTERNAL_RESULT_TOKEN=", b"SECRET_KEY=", b"LLM_API_KEY=")
+
+
+def secrets_readable(isolation: Isolation, secrets: tuple[str, ...]) -> bool:
+    """Whether the sandboxed program could read a secret from another process: one of the
+    runner's uid (the program's, when it has no uid of its own) in the same PID namespace
+    whose environment or command line shows a platform secret variable or one of `secrets`.
+    In a pod, PID 1 holds the container's environment: a dumpable PID 1 (tini, a shell)
+    hands the runner's token to the student's code. A non-dumpable process is not
+    readable, so the runner itself never counts."""
+    if isolation.uid is not None or isolation.namespaces:
+        return False
+    needles = (*SECRET_VARIABLES, *(secret.encode() for secret in secrets if secret))
+    me, uid = os.getpid(), os.geteuid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        with contextlib.suppress(OSError):
+            if entry.stat().st_uid != uid:
+                continue
+            for name in ("environ", "cmdline"):
+                with contextlib.suppress(OSError), open(f"{entry.path}/{name}", "rb") as shown:
+                    data = shown.read()
+                    if any(needle in data for needle in needles):
+                        return True
+    return False
 
 
 def require_level(isolation: Isolation, required: IsolationLevel) -> None:
     if isolation.level.rank < required.rank:
+        exposed = " (a process the program could read holds a secret)"
         raise IsolationUnavailable(
             f"isolation level '{required}' is required but this machine provides "
             f"'{isolation.level}' (active layers: {', '.join(isolation.layers)})"
+            f"{exposed if isolation.secrets_exposed else ''}"
         )
-
-
-SHARED_WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
-
-
-def remove_files_of_sandbox_uid(isolation: Isolation) -> None:
-    """Delete what a run left in world-writable places, so the next run (another test of the
-    same submission) cannot pick it up. Only possible when the sandbox has a uid of its own;
-    nothing is followed through a link."""
-    if isolation.uid is None:
-        return
-    for top in SHARED_WRITABLE_DIRS:
-        with contextlib.suppress(OSError):
-            _remove_owned_by(Path(top), isolation.uid)
-
-
-def _remove_owned_by(folder: Path, uid: int) -> None:
-    for entry in os.scandir(folder):
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if info.st_uid == uid:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-        elif entry.is_dir(follow_symlinks=False) and info.st_mode & 0o002:
-            _remove_owned_by(Path(entry.path), uid)

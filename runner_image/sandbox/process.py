@@ -1,12 +1,14 @@
 """Run one untrusted process: fresh environment, rlimits, its own process group, the probed
-isolation layers, a wall-clock deadline and an output cap. When it ends, its process group
-is killed, and at the strict level every process of its uid too; at the basic level a
-process that starts a session of its own escapes the group kill (seccomp refuses setsid)."""
+isolation layers (fresh namespaces and a cgroup where the machine has them), a wall-clock
+deadline and an output cap. When it ends, everything it started is killed: its process
+group, its cgroup, every process of its uid, and any orphan that reached the runner (the
+runner is a child subreaper, so a process that left the group by starting its own session
+is still found)."""
 
 from __future__ import annotations
 
 import contextlib
-import math
+import functools
 import os
 import resource
 import selectors
@@ -17,24 +19,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner_image.sandbox.cgroups import RunCgroup, runner_cgroup
 from runner_image.sandbox.isolation import Isolation, kill_all_of_uid
 from runner_image.sandbox.languages import SANDBOX_PATH
+from runner_image.sandbox.limits import Limits, rlimits
+from runner_image.sandbox.namespaces import BWRAP_PROCESSES, SANDBOX_WORKDIR
+from runner_image.sandbox.reaping import become_subreaper, kill_orphans, own_children
 
-MIB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    cpu_ms: int
-    wall_ms: int
-    memory_mb: int
-    output_bytes: int = 64 * 1024
-    stderr_bytes: int = 16 * 1024
-    file_bytes: int = 16 * MIB
-    open_files: int = 64
-    processes: int = 128
-    memory_mode: str = "address_space"  # or "data", for runtimes that over-reserve (V8)
-    memory_overhead_mb: int = 0
+# bwrap reports a program killed by signal N as exit code 128 + N, as a shell does.
+SIGNALLED_EXIT_CODES = range(129, 129 + 64)
 
 
 @dataclass(frozen=True)
@@ -48,37 +41,45 @@ class Execution:
     max_rss_kb: int | None  # None: the process ended before its memory could be read
     timed_out: bool
     output_exceeded: bool
+    # The kernel killed it for memory (known where the run had a cgroup).
+    out_of_memory: bool = False
 
 
-def _child_setup(limits: Limits, isolation: Isolation):
-    cpu_seconds = max(1, math.ceil(limits.cpu_ms / 1000))
-    memory = (limits.memory_mb + limits.memory_overhead_mb) * MIB
-    memory_rlimit = resource.RLIMIT_DATA if limits.memory_mode == "data" else resource.RLIMIT_AS
+def _child_setup(limits: Limits, isolation: Isolation, cgroup: RunCgroup | None):
+    """Without namespaces: the rlimits, then the isolation layers, in the forked child."""
+    chosen = rlimits(limits, cgroup is not None, limits.processes + isolation.process_baseline)
     isolate = isolation.child_hook()
 
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-        resource.setrlimit(memory_rlimit, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        processes = limits.processes + isolation.process_baseline
-        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        for kind, values in chosen.items():
+            resource.setrlimit(kind, values)
         isolate()
 
     return apply
 
 
-def sandbox_env(workdir: Path) -> dict[str, str]:
+def sandbox_env(workdir: Path | str) -> dict[str, str]:
     """A fresh environment: nothing of the runner's (no token, no key) is inherited."""
     return {"PATH": SANDBOX_PATH, "HOME": str(workdir), "LANG": "C.UTF-8", "TMPDIR": str(workdir)}
 
 
-def _kill_everything(pgid: int, isolation: Isolation) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
-    if isolation.uid is not None:
+def _kill_everything(isolation: Isolation, cgroup: RunCgroup | None) -> None:
+    """Everything of the run that its process group did not take along."""
+    if cgroup is not None:
+        cgroup.kill_all()
+    if isolation.uid is not None and cgroup is None:
+        # With a cgroup, its list of processes is complete: none can leave it.
         kill_all_of_uid(isolation.uid)
+
+
+def _cgroup_for(limits: Limits, isolation: Isolation) -> RunCgroup | None:
+    if not isolation.cgroup:
+        return None
+    processes = limits.processes + (BWRAP_PROCESSES if isolation.namespaces else 0)
+    cgroup = runner_cgroup()
+    cgroup.enter()
+    cgroup.prepare(limits.memory_bytes, processes)
+    return cgroup
 
 
 def execute(
@@ -87,24 +88,51 @@ def execute(
     workdir: Path,
     limits: Limits,
     isolation: Isolation,
+    keep_writes: bool = True,
 ) -> Execution:
-    with tempfile.TemporaryFile() as stdin_file:
-        stdin_file.write(stdin)
-        stdin_file.seek(0)
-        baseline_kb = _status_kb("self", "VmRSS") or 0
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=stdin_file,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=workdir,
-            env=sandbox_env(workdir),
-            start_new_session=True,
-            preexec_fn=_child_setup(limits, isolation),
-            close_fds=True,
-        )
-    return _supervise(proc, started, limits, isolation, baseline_kb)
+    """Run `argv` in `workdir`. Without `keep_writes`, and where runs have namespaces of
+    their own, what the program writes there is discarded with the run."""
+    become_subreaper()
+    known_children = own_children()
+    cgroup = _cgroup_for(limits, isolation)
+    seccomp_fd = isolation.seccomp_program()
+    inside = SANDBOX_WORKDIR if isolation.namespaces else workdir
+    try:
+        with tempfile.TemporaryFile() as stdin_file:
+            stdin_file.write(stdin)
+            stdin_file.seek(0)
+            baseline_kb = _status_kb("self", "VmRSS") or 0
+            started = time.monotonic()
+            spawn = functools.partial(
+                subprocess.Popen,
+                stdin=stdin_file,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=workdir,
+                env=sandbox_env(inside),
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+            )
+            # A run starts in the cgroup because the runner is in it (see cgroups.py).
+            if isolation.namespaces:
+                # No Python pre-exec hook: the child is spawned by vfork+exec, several ms
+                # faster than fork for a runner of this size.
+                command = isolation.namespaced_command(
+                    argv, workdir, limits, seccomp_fd, keep_writes
+                )
+                proc = spawn(command)
+            else:
+                proc = spawn(list(argv), preexec_fn=_child_setup(limits, isolation, cgroup))
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
+            seccomp_fd = None
+        return _supervise(proc, started, limits, isolation, cgroup, baseline_kb, known_children)
+    finally:
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
+        if cgroup is not None:
+            cgroup.kill_all()
 
 
 def _status_kb(pid: int | str, field: str) -> int | None:
@@ -137,10 +165,14 @@ def _supervise(
     started: float,
     limits: Limits,
     isolation: Isolation,
+    cgroup: RunCgroup | None,
     baseline_kb: int,
+    known_children: set[int],
 ) -> Execution:
     """Collect output until the process exits, overflows its output or passes the deadline;
-    then kill its whole process group, so nothing it started outlives the run."""
+    then kill everything it started, so nothing outlives the run. Without a cgroup to read
+    it from, peak memory is sampled meanwhile."""
+    sampling = cgroup is None and not isolation.namespaces
     deadline = started + limits.wall_ms / 1000
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
     caps = {out_fd: limits.output_bytes, err_fd: limits.stderr_bytes}
@@ -158,10 +190,10 @@ def _supervise(
             if remaining <= 0:
                 timed_out = True
                 break
-            sample = _status_kb(proc.pid, "VmHWM")
-            if sample is not None:
+            if sampling and (sample := _status_kb(proc.pid, "VmHWM")) is not None:
                 samples.append(sample)
-            for key, _ in selector.select(timeout=min(remaining, SAMPLE_SECONDS)):
+            wait = min(remaining, SAMPLE_SECONDS) if sampling else remaining
+            for key, _ in selector.select(timeout=wait):
                 if key.fd == pidfd:
                     exited = True
                     continue
@@ -177,10 +209,16 @@ def _supervise(
             if output_exceeded:
                 break
     finally:
-        _kill_everything(proc.pid, isolation)
+        # The group is killed before the leader is reaped (its id cannot be reused
+        # meanwhile); the cgroup and the uid after, so that a program that exited is not
+        # waited for twice.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         _, status, usage = os.wait4(proc.pid, 0)
+        _kill_everything(isolation, cgroup)
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall_ms = int((time.monotonic() - started) * 1000)
+        kill_orphans(known_children)
         _drain(selector, buffers, caps, pidfd)
         selector.close()
         os.close(pidfd)
@@ -189,17 +227,39 @@ def _supervise(
     stdout_buffer = buffers[out_fd]
     output_exceeded = output_exceeded or len(stdout_buffer) > limits.output_bytes
     stdout = bytes(stdout_buffer[: limits.output_bytes])
+    exit_code, signal_number = _exit_of(status, isolation)
+    if cgroup is not None:
+        cpu_ms, peak_kb = cgroup.cpu_ms(), cgroup.peak_memory_kb()
+    else:
+        cpu_ms = int((usage.ru_utime + usage.ru_stime) * 1000)
+        # Under bwrap the program was started by bwrap, not forked from the runner, so its
+        # ru_maxrss is its own.
+        peak_kb = usage.ru_maxrss if isolation.namespaces else None
+        peak_kb = peak_kb or _peak_memory_kb(samples, usage.ru_maxrss, baseline_kb)
     return Execution(
-        exit_code=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
-        signal=os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+        exit_code=exit_code,
+        signal=signal_number,
         stdout=stdout,
         stderr=bytes(buffers[err_fd][: limits.stderr_bytes]),
         wall_ms=wall_ms,
-        cpu_ms=int((usage.ru_utime + usage.ru_stime) * 1000),
-        max_rss_kb=_peak_memory_kb(samples, usage.ru_maxrss, baseline_kb),
+        cpu_ms=cpu_ms,
+        max_rss_kb=peak_kb,
         timed_out=timed_out,
         output_exceeded=output_exceeded,
+        out_of_memory=cgroup is not None and cgroup.out_of_memory(),
     )
+
+
+def _exit_of(status: int, isolation: Isolation) -> tuple[int | None, int | None]:
+    """(exit code, signal) of the program. bwrap passes a signal on as 128 + its number,
+    which is read back as the signal (a program that exits with such a code on purpose is
+    reported as killed by it: only the wording of its runtime error differs)."""
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    code = os.WEXITSTATUS(status)
+    if isolation.namespaces and code in SIGNALLED_EXIT_CODES:
+        return None, code - 128
+    return code, None
 
 
 def _drain(selector, buffers, caps, pidfd) -> None:

@@ -26,29 +26,39 @@ def runner_name(submission_id: str) -> str:
     return f"runner-{submission_id}"
 
 
+def llm_gateway_url(backend_internal_url: str, submission_id: str) -> str:
+    """The OpenAI base URL of one submission's runner: the backend's LLM gateway."""
+    return f"{backend_internal_url.rstrip('/')}/llm/{submission_id}/v1"
+
+
 class Launcher(ABC):
     def __init__(self, settings: SchedulerSettings) -> None:
         self.settings = settings
 
     def runner_env(self, submission_id: str) -> dict[str, str]:
         """What a runner is told (runner_image.settings.RunnerSettings reads it); its token
-        only works for this one submission."""
+        only works for this one submission.
+
+        No provider key ever reaches a runner: student code shares its pod and uid. With
+        LLM feedback on (this side has LLM_API_KEY), the runner's OpenAI base URL is the
+        backend's LLM gateway for this submission (webapp/blueprints/llm_gateway.py) and
+        its API key is its own result token, which the gateway checks and budgets."""
         settings = self.settings
+        token = submission_token(settings.internal_result_token.get_secret_value(), submission_id)
         env = {
             "SUBMISSION_ID": submission_id,
             "REDIS_URL": settings.redis_url,
             "BACKEND_INTERNAL_URL": settings.backend_internal_url,
-            "INTERNAL_RESULT_TOKEN": submission_token(
-                settings.internal_result_token.get_secret_value(), submission_id
-            ),
+            "INTERNAL_RESULT_TOKEN": token,
             "RUNNER_REQUIRE_ISOLATION": str(settings.runner_require_isolation),
             "LLM_MODEL": settings.llm_model,
             "LLM_TIMEOUT_SECONDS": str(settings.llm_timeout_seconds),
             "LLM_MAX_RETRIES": str(settings.llm_max_retries),
             "LLM_MAX_OUTPUT_TOKENS": str(settings.llm_max_output_tokens),
         }
-        if settings.llm_base_url:
-            env["LLM_BASE_URL"] = settings.llm_base_url
+        if settings.llm_api_key and settings.llm_api_key.get_secret_value():
+            env["LLM_BASE_URL"] = llm_gateway_url(settings.backend_internal_url, submission_id)
+            env["LLM_API_KEY"] = token
         return env
 
     @abstractmethod

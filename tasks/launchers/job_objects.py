@@ -7,7 +7,10 @@ and validated against the official schemas without a cluster.
 The pod follows the "restricted" Pod Security Standard: a numeric non-root user, no
 privilege escalation, every capability dropped, the RuntimeDefault seccomp profile, a
 read-only root filesystem with an emptyDir for scratch, and no service account token (a
-runner has no business with the Kubernetes API).
+runner has no business with the Kubernetes API). The pod reads no Secret but the Job's own
+(its one-submission token, also its key to the backend's LLM gateway): student code runs
+in it under the runner's uid, so no long-lived key may be there. RUNNER_RUNTIME_CLASS
+puts it under a sandboxing runtime such as gVisor.
 """
 
 from __future__ import annotations
@@ -75,7 +78,10 @@ def runner_job(
     settings: SchedulerSettings, submission_id: str, env: Mapping[str, str], deadline_seconds: int
 ) -> client.V1Job:
     """The Job `runner-<id>`. `env` is the launcher's runner_env(); the result token in it is
-    not copied into the Job: the container reads it from the Job's own Secret (same name)."""
+    not copied into the Job: the container reads it from the Job's own Secret (same name).
+    With LLM feedback on, `env` also has LLM_API_KEY, which is that same token (the runner
+    calls the backend's LLM gateway with it): it comes from the same Secret. No other
+    Secret is mounted, so no long-lived key is ever in a pod that runs student code."""
     if not _SUBMISSION_ID.fullmatch(submission_id):
         raise ValueError(f"submission id {submission_id!r} cannot name a Kubernetes Job")
     name = f"runner-{submission_id}"
@@ -87,8 +93,9 @@ def runner_job(
         # A pod is the boundary in a cluster: never grade below strict there.
         _env_var(ISOLATION_KEY, "strict"),
         _secret_env(TOKEN_KEY, name, TOKEN_KEY, optional=False),
-        _secret_env(LLM_KEY, settings.runner_llm_secret, LLM_KEY, optional=True),
     ]
+    if LLM_KEY in env:
+        container_env.append(_secret_env(LLM_KEY, name, TOKEN_KEY, optional=False))
     container = client.V1Container(
         name="runner",
         image=settings.runner_image,
@@ -114,6 +121,9 @@ def runner_job(
         restart_policy="Never",
         automount_service_account_token=False,
         enable_service_links=False,
+        # A sandboxing runtime (gVisor's `runsc`, Kata) when the cluster offers one: the pod
+        # is the only boundary around student code there (RUNNER_RUNTIME_CLASS).
+        runtime_class_name=settings.runner_runtime_class,
         termination_grace_period_seconds=10,
         security_context=client.V1PodSecurityContext(
             run_as_non_root=True,

@@ -39,9 +39,9 @@ class LocalLauncher(Launcher):
         if not first:
             log.info("%s was already launched; not starting it twice", name)
             return name
+        # Nothing of the worker's own environment but PATH: runner_env is all a runner gets
+        # (the LLM through the backend's gateway, never the provider's key).
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self.runner_env(submission_id)}
-        if self.settings.llm_api_key:
-            env["LLM_API_KEY"] = self.settings.llm_api_key.get_secret_value()
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "runner_image"], env=env, start_new_session=True

@@ -1,5 +1,7 @@
 """The seccomp layer on its own, as in an unprivileged Kubernetes pod where namespaces and a
-uid switch are refused: it alone must keep the network closed, the runner alive and the
+uid switch are refused: it alone must keep the network and the host's sockets closed (a
+socketpair stays open), refuse new namespaces and the kernel interfaces a program never
+needs (keyrings, bpf, userfaultfd, perf events, mounts), keep the runner alive and the
 process group whole."""
 
 from __future__ import annotations
@@ -21,15 +23,33 @@ pytestmark = pytest.mark.usefixtures("seccomp_filter")
 PROBES = """\
 import ctypes, os, signal, socket
 libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
 def attempt(name, action):
     try:
         action()
         print(name, "allowed")
     except OSError as exc:
         print(name, "refused", exc.errno)
+def call(name, number, *args):
+    ctypes.set_errno(0)
+    args = [arg if isinstance(arg, ctypes.Array) else ctypes.c_long(arg) for arg in args]
+    result = libc.syscall(ctypes.c_long(number), *args)
+    print(name, "refused" if result < 0 else "allowed", ctypes.get_errno())
+def raw_socket(family):
+    # The family with bits set above the 32 the kernel reads: the same family to the
+    # kernel, a different 64-bit argument to a filter that compares all of it.
+    fd = libc.syscall(ctypes.c_long(41), ctypes.c_long((1 << 32) | family), ctypes.c_long(1),
+                      ctypes.c_long(0))
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), "socket")
+    os.close(fd)
 attempt("inet", lambda: socket.socket(socket.AF_INET).close())
 attempt("inet6", lambda: socket.socket(socket.AF_INET6).close())
 attempt("unix", lambda: socket.socket(socket.AF_UNIX).close())
+attempt("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close())
+attempt("inet-high-bits", lambda: raw_socket(socket.AF_INET))
+attempt("unix-high-bits", lambda: raw_socket(socket.AF_UNIX))
+attempt("socketpair", lambda: [end.close() for end in socket.socketpair(socket.AF_UNIX)])
 attempt("kill-runner", lambda: os.kill(RUNNER, signal.SIGKILL))
 child = os.fork()  # the program itself already leads a session; a child does not
 if child == 0:
@@ -40,13 +60,21 @@ if child == 0:
         os._exit(exc.errno)
 code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 print("setsid", "refused" if code else "allowed", code)
-io_uring_setup = libc.syscall(425, 1, ctypes.create_string_buffer(120))
-print("io_uring", "refused" if io_uring_setup < 0 else "allowed", ctypes.get_errno())
-queued = libc.syscall(129, RUNNER, signal.SIGINT, ctypes.create_string_buffer(128))
-print("rt_sigqueueinfo", "refused" if queued < 0 else "allowed", ctypes.get_errno())
-ctypes.set_errno(0)
-sent = libc.syscall(424, 0, signal.SIGINT, None, 0)
-print("pidfd_send_signal", "refused" if sent < 0 else "allowed", ctypes.get_errno())
+call("io_uring", 425, 1, ctypes.create_string_buffer(120))
+info = ctypes.create_string_buffer(128)  # a siginfo_t with si_code SI_QUEUE, as sigqueue(3)
+ctypes.c_int.from_buffer(info, 0).value = signal.SIGINT
+ctypes.c_int.from_buffer(info, 8).value = -1
+call("rt_sigqueueinfo", 129, RUNNER, signal.SIGINT, info)
+call("pidfd_send_signal", 424, 0, signal.SIGINT, 0, 0)
+call("keyctl", 250, 0, -3, 0)  # KEYCTL_GET_KEYRING_ID of the session keyring
+call("bpf", 321, 0, 0, 0)
+call("userfaultfd", 323, 0)
+call("perf_event_open", 298, 0, 0, -1, -1, 0)
+# Onto a path that does not exist: allowed, it would fail with ENOENT and mount nothing.
+source, target = ctypes.create_string_buffer(b"none"), ctypes.create_string_buffer(b"/nowhere/x")
+call("mount", 165, source, target, ctypes.create_string_buffer(b"tmpfs"), 0, 0)
+# Last: were it allowed, the calls after it would run in a user namespace of their own.
+call("unshare-user", 272, 0x10000000)
 """
 
 
@@ -60,6 +88,9 @@ def stand_in_runner():
 
 
 def test_seccomp_alone_refuses_network_signals_to_the_runner_and_new_sessions(stand_in_runner):
+    """Each refused call answers the filter's errno (EACCES for sockets, EPERM otherwise),
+    where the kernel itself would have let it through or failed differently: the program
+    runs as the runner's uid here, root in CI."""
     isolation = Isolation(seccomp=True, runner_pid=stand_in_runner)
     workdir = Path(tempfile.mkdtemp())
     python = next(
@@ -78,11 +109,21 @@ def test_seccomp_alone_refuses_network_signals_to_the_runner_and_new_sessions(st
     assert lines == [
         "inet refused 13",
         "inet6 refused 13",
-        "unix allowed",
+        "unix refused 13",
+        "netlink refused 13",
+        "inet-high-bits refused 13",
+        "unix-high-bits refused 13",
+        "socketpair allowed",
         "kill-runner refused 1",
         "setsid refused 1",
         "io_uring refused 1",
         "rt_sigqueueinfo refused 1",
         "pidfd_send_signal refused 1",
+        "keyctl refused 1",
+        "bpf refused 1",
+        "userfaultfd refused 1",
+        "perf_event_open refused 1",
+        "mount refused 1",
+        "unshare-user refused 1",
     ], execution.stderr
     os.kill(stand_in_runner, 0)  # still alive

@@ -1,6 +1,8 @@
 """LLM feedback over the real chain: REST -> Celery worker -> local launcher -> runner process
--> the real openai client -> a fake Chat Completions server in this test process -> result
-callback -> REST. The stack gets LLM_API_KEY and LLM_BASE_URL as a deployment would."""
+-> the real openai client -> the backend's LLM gateway -> a fake Chat Completions server in
+this test process -> result callback -> REST. The stack gets LLM_API_KEY and LLM_BASE_URL as
+a deployment gives them to the backend and the scheduler; the runner gets neither, only the
+gateway's URL and its own one-submission token."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
+import requests
 
 from cloudemy_dev.demo_data import DEMO_INSTRUCTOR
 from cloudemy_dev.devstack import DevStack, dev_stack
+from runner_image.contract import submission_token
+from tasks.launchers.base import llm_gateway_url
 from tests.integration.conftest import Api, register_student, signed_in
 from tests.llm_fake_server import (
     Completion,
@@ -21,6 +27,8 @@ from tests.llm_fake_server import (
 )
 
 pytestmark = pytest.mark.integration
+
+PROVIDER_KEY = "sk-integration"
 
 HIDDEN_STDIN = "123456 654321\n"
 HIDDEN_EXPECTED = "777777\n"
@@ -42,7 +50,7 @@ def llm_stack(llm: FakeChatServer, tmp_path_factory) -> Iterator[DevStack]:
     env = {
         "MONGO_URI": "mongomock://localhost",
         "DB_NAME": "llm-integration",
-        "LLM_API_KEY": "sk-integration",
+        "LLM_API_KEY": PROVIDER_KEY,
         "LLM_BASE_URL": llm.base_url,
     }
     with dev_stack(extra_env=env, log_dir=tmp_path_factory.mktemp("llm-stack-logs")) as stack:
@@ -92,7 +100,16 @@ def graded(api: Api, assignment: dict, code: str, timeout: float = 90) -> dict:
     raise AssertionError(f"submission not final after {timeout} s")
 
 
-def test_llm_feedback_reaches_the_student(llm, instructor, student):
+def _token(stack: DevStack, submission_id: str) -> str:
+    return submission_token(stack.env["INTERNAL_RESULT_TOKEN"], submission_id)
+
+
+def _gateway_calls(stack: DevStack, submission_id: str) -> int:
+    """The gateway's budget counter of the submission: how many calls went through it."""
+    return int(redis.Redis.from_url(stack.redis_url).get(f"llm-calls:{submission_id}") or 0)
+
+
+def test_llm_feedback_reaches_the_student(llm, llm_stack, instructor, student):
     llm.reset(
         default=Completion(
             {"feedback": "`negative` fails: `abs()` loses the sign.", "fail_tags": ["edge_case"]},
@@ -110,13 +127,20 @@ def test_llm_feedback_reaches_the_student(llm, instructor, student):
     assert result["metrics"]["llm"] == "ok"
     assert result["metrics"]["llm_tokens"] == 720
     [request] = llm.received
-    assert request.headers["authorization"] == "Bearer sk-integration"
+    # Through the gateway: the provider saw the backend's key, never the runner's token,
+    # and the backend counted the call against the submission's budget.
+    assert request.headers["authorization"] == f"Bearer {PROVIDER_KEY}"
+    assert _token(llm_stack, result["id"]) not in str(request.headers) + str(request.body)
+    assert llm_stack.env["INTERNAL_RESULT_TOKEN"] not in str(request.headers) + str(request.body)
+    assert _gateway_calls(llm_stack, result["id"]) == 1
+    assert request.body["model"] == "gpt-4o-mini"
+    assert request.body["max_completion_tokens"] == 1000
     assert HIDDEN_STDIN.strip() not in request.prompt
     assert HIDDEN_EXPECTED.strip() not in request.prompt
     assert "print(abs(a) + abs(b))" in request.prompt
 
 
-def test_llm_down_still_grades_with_deterministic_feedback(llm, instructor, student):
+def test_llm_down_still_grades_with_deterministic_feedback(llm, llm_stack, instructor, student):
     llm.reset(default=Status(500))
     result = graded(student, create_assignment(instructor), HALF_RIGHT)
 
@@ -125,7 +149,31 @@ def test_llm_down_still_grades_with_deterministic_feedback(llm, instructor, stud
     assert result["metrics"]["llm"] == "unavailable"
     assert result["metrics"]["llm_detail"] == "the LLM API answered HTTP 500 (2 attempts)"
     assert "- `negative`: **wrong_answer**" in result["feedback"]
+    # The provider's 500 came back through the gateway unchanged; the retry went through it.
     assert len(llm.received) == 2
+    assert _gateway_calls(llm_stack, result["id"]) == 2
+
+
+def test_the_gateway_closes_with_the_submission(llm, llm_stack, instructor, student):
+    """Once the result is stored, the runner's token buys no more LLM calls; and the
+    gateway never answers without the token."""
+    llm.reset(default=Completion({"feedback": "Fine.", "fail_tags": []}))
+    result = graded(student, create_assignment(instructor), HALF_RIGHT)
+    url = llm_gateway_url(f"{llm_stack.api_url}/internal", result["id"]) + "/chat/completions"
+    body = {"model": "x", "messages": [{"role": "user", "content": "one more, please"}]}
+
+    closed = requests.post(
+        url,
+        json=body,
+        headers={"Authorization": f"Bearer {_token(llm_stack, result['id'])}"},
+        timeout=15,
+    )
+    anonymous = requests.post(url, json=body, timeout=15)
+
+    assert closed.status_code == 409
+    assert closed.json()["error"]["code"] == "submission_closed"
+    assert anonymous.status_code == 401
+    assert len(llm.received) == 1
 
 
 def test_an_injection_gets_its_test_score_and_no_accusation(llm, instructor, student):

@@ -227,6 +227,7 @@ def test_expected_objects(objects: list[Obj]) -> None:
             ("NetworkPolicy", "runner-isolation"),
             ("NetworkPolicy", "mongo-ingress"),
             ("NetworkPolicy", "redis-ingress"),
+            ("NetworkPolicy", "backend-egress"),
             ("Ingress", "cloudemy"),
         ]
     )
@@ -303,6 +304,10 @@ def test_backend_deployment(objects: list[Obj]) -> None:
         "INTERNAL_RESULT_TOKEN",
     )
     assert _secret_ref(container, "SECRET_KEY") == ("cloudemy-secrets", "SECRET_KEY")
+    # The LLM gateway: the provider's key is the backend's, optional (no key, no LLM).
+    _assert_optional_llm_key(container)
+    assert values["LLM_MODEL"] == "gpt-4o-mini"
+    assert int(values["LLM_GATEWAY_MAX_CALLS"]) >= 1
     assert container["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
         "limits": {"cpu": "500m", "memory": "512Mi"},
@@ -407,21 +412,33 @@ def test_scheduler_deployment(objects: list[Obj]) -> None:
         "BACKEND_INTERNAL_URL": "http://backend:8000/internal",
         "MAX_RUNNING_JOBS": "50",
         "LLM_MODEL": "gpt-4o-mini",
-        "RUNNER_LLM_SECRET": "cloudemy-llm",
     }
-    _assert_scheduler_side_env(container)
+    # LLM_MODEL is told to runners for their metrics; the gateway uses the backend's.
+    backend = _env_values(_container(_get(objects, "Deployment", "backend-deploy")))
+    assert values["LLM_MODEL"] == backend["LLM_MODEL"]
+    _assert_scheduler_side_env(container, llm_switch=True)
 
 
-def _assert_scheduler_side_env(container: Obj) -> None:
+def _assert_optional_llm_key(container: Obj) -> None:
+    ref = _env(container)["LLM_API_KEY"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "cloudemy-llm", "key": "LLM_API_KEY", "optional": True}
+
+
+def _assert_scheduler_side_env(container: Obj, llm_switch: bool = False) -> None:
     """Jobs in the pod's own namespace, the callback secret, and no database or API signing
-    key: the scheduler side never needs them."""
+    key: the scheduler side never needs them. The scheduler reads the LLM key only to know
+    whether LLM feedback is on (runners get the gateway and their own token instead)."""
     env = _env(container)
     assert env["K8S_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert _secret_ref(container, "INTERNAL_RESULT_TOKEN") == (
         "cloudemy-secrets",
         "INTERNAL_RESULT_TOKEN",
     )
-    assert not {"MONGO_URI", "SECRET_KEY", "LLM_API_KEY"} & env.keys()
+    assert not {"MONGO_URI", "SECRET_KEY", "RUNNER_LLM_SECRET", "LLM_BASE_URL"} & env.keys()
+    if llm_switch:
+        _assert_optional_llm_key(container)
+    else:
+        assert "LLM_API_KEY" not in env
 
 
 def test_reconciler_beside_the_scheduler(objects: list[Obj]) -> None:
@@ -520,17 +537,49 @@ def test_runner_network_policy(objects: list[Obj]) -> None:
     for rule in egress:
         assert rule.get("to"), "an egress rule without `to` would allow every destination"
         assert rule.get("ports"), "an egress rule without `ports` would allow every port"
+    # The backend (result callback and LLM gateway), Redis, DNS for their names: nothing
+    # outside the cluster, not even the LLM provider (the backend calls it for runners).
     allowed = set().union(*(_ports(rule) for rule in egress))
-    assert allowed == {("TCP", 8000), ("TCP", 6379), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
+    assert allowed == {("TCP", 8000), ("TCP", 6379), ("UDP", 53), ("TCP", 53)}
+    assert not [peer for rule in egress for peer in rule["to"] if "ipBlock" in peer]
 
     def peers_for(port: tuple[str, int]) -> list[Obj]:
         return [peer for rule in egress if port in _ports(rule) for peer in rule["to"]]
 
     assert peers_for(("TCP", 8000)) == [{"podSelector": {"matchLabels": {"app": "backend"}}}]
     assert peers_for(("TCP", 6379)) == [{"podSelector": {"matchLabels": {"app": "redis"}}}]
-    dns = peers_for(("UDP", 53))
-    assert dns == peers_for(("TCP", 53))
-    assert all("namespaceSelector" in peer for peer in dns)
+    _assert_cluster_dns(egress)
+
+
+def _assert_cluster_dns(egress: list[Obj]) -> None:
+    dns = [peer for rule in egress if ("UDP", 53) in _ports(rule) for peer in rule["to"]]
+    assert dns == [peer for rule in egress if ("TCP", 53) in _ports(rule) for peer in rule["to"]]
+    assert dns == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+
+
+def test_backend_egress_reaches_the_llm_provider_and_its_datastores(objects: list[Obj]) -> None:
+    spec = _get(objects, "NetworkPolicy", "backend-egress")["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app": "backend"}}
+    # Egress only: the Ingress controller, the probes and the runners still reach it.
+    assert spec["policyTypes"] == ["Egress"]
+    egress = spec["egress"]
+    for rule in egress:
+        assert rule.get("to") and rule.get("ports")
+    allowed = set().union(*(_ports(rule) for rule in egress))
+    assert allowed == {("TCP", 27017), ("TCP", 6379), ("UDP", 53), ("TCP", 53), ("TCP", 443)}
+
+    def peers_for(port: tuple[str, int]) -> list[Obj]:
+        return [peer for rule in egress if port in _ports(rule) for peer in rule["to"]]
+
+    assert peers_for(("TCP", 27017)) == [{"podSelector": {"matchLabels": {"app": "mongo"}}}]
+    assert peers_for(("TCP", 6379)) == [{"podSelector": {"matchLabels": {"app": "redis"}}}]
+    _assert_cluster_dns(egress)
+    # HTTPS to the provider: outside the cluster's private ranges and the metadata endpoint.
     internet = peers_for(("TCP", 443))
     assert [set(peer) for peer in internet] == [{"ipBlock"}]
     block = internet[0]["ipBlock"]
@@ -538,6 +587,19 @@ def test_runner_network_policy(objects: list[Obj]) -> None:
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(
         block["except"]
     )
+
+
+def test_only_the_backend_and_the_scheduler_read_the_llm_key(objects: list[Obj]) -> None:
+    """The provider's key is the backend's (its gateway) and the scheduler's on/off switch;
+    runner Jobs are not in manifests/, and tests/unit/kubernetes checks they get none."""
+    readers = set()
+    for workload in _pod_templates(objects):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef") or {}
+                if ref.get("name") == "cloudemy-llm" or env["name"] == "LLM_API_KEY":
+                    readers.add((workload["metadata"]["name"], container["name"]))
+    assert readers == {("backend-deploy", "backend"), ("scheduler", "scheduler")}
 
 
 def test_mongo_accepts_only_the_backend(objects: list[Obj]) -> None:
@@ -642,11 +704,7 @@ def test_secret_example_covers_every_reference(objects: list[Obj]) -> None:
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     referenced.add((ref["name"], ref["key"]))
-    # Runner Jobs, created at run time, read LLM_API_KEY from the Secret the scheduler names.
-    llm_secret = _env_values(_container(_get(objects, "Deployment", "scheduler"), "scheduler"))[
-        "RUNNER_LLM_SECRET"
-    ]
-    referenced.add((llm_secret, "LLM_API_KEY"))
+    # Runner Jobs, created at run time, read only their own Secret `runner-<id>`.
     assert referenced == {(name, key) for name, keys in examples.items() for key in keys}
 
 
@@ -682,10 +740,9 @@ def _final_stage(path: Path) -> list[tuple[str, str]]:
     ("dockerfile", "last"),
     [
         ("Dockerfile", ("CMD", '["cloudemy", "serve"]')),
-        (
-            "runner_image/Dockerfile",
-            ("ENTRYPOINT", '["/usr/bin/tini", "--", "python", "-m", "runner_image"]'),
-        ),
+        # The runner is PID 1 itself: an init would be a dumpable process holding the
+        # pod's environment, readable by student code under the same uid.
+        ("runner_image/Dockerfile", ("ENTRYPOINT", '["python", "-m", "runner_image"]')),
     ],
 )
 def test_dockerfile_runs_as_non_root(dockerfile: str, last: tuple[str, str]) -> None:
@@ -696,6 +753,15 @@ def test_dockerfile_runs_as_non_root(dockerfile: str, last: tuple[str, str]) -> 
     assert stage[-1] == last
     if dockerfile == "Dockerfile":
         assert ("EXPOSE", "8000") in stage
+
+
+def test_runner_image_has_no_init_in_front_of_the_runner() -> None:
+    """No tini or dumb-init, installed or run: PID 1 is the (non-dumpable) runner."""
+    stage = _final_stage(ROOT / "runner_image" / "Dockerfile")
+    entrypoints = [arg for op, arg in stage if op in ("ENTRYPOINT", "CMD")]
+    assert entrypoints == ['["python", "-m", "runner_image"]']
+    for op, arg in stage:
+        assert not re.search(r"\b(tini|dumb-init)\b", arg), f"{op} {arg}"
 
 
 def test_runner_image_copies_only_the_runner() -> None:

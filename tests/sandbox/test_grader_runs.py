@@ -12,6 +12,8 @@ from runner_image.contract import Bundle, TestCase
 from runner_image.grading import grader
 from runner_image.review.feedback import deterministic_feedback
 from runner_image.sandbox.isolation import Isolation, probe_isolation
+from runner_image.sandbox.namespaces import SANDBOX_WORKDIR
+from runner_image.sandbox.process import execute
 
 SUM_PROGRAM = "a, b = map(int, input().split())\nprint(a + b)\n"
 
@@ -115,16 +117,40 @@ def test_syntax_error_is_a_compile_error_on_every_test(grade, workdirs):
     assert "Your code does not compile" in deterministic_feedback(judgement)
 
 
-def test_each_test_runs_in_its_own_directory_and_all_are_removed(grade, workdirs):
-    judgement = grade(
-        python_bundle(
-            "import os\nprint(os.getcwd())\n", spec("t1", "", "x\n"), spec("t2", "", "x\n")
-        )
+def test_each_test_runs_in_its_own_directory_and_all_are_removed(
+    grade, isolation, workdirs, monkeypatch
+):
+    """Each test starts from the pristine build, whatever an earlier test wrote: in
+    namespaces /work is an overlay on the build whose writes vanish with the run (the host
+    folder never changes); without them, a fresh copy per test. Every folder is removed."""
+    runs = []
+
+    def recording_execute(argv, stdin, workdir, limits, isolation, **options):
+        execution = execute(argv, stdin, workdir, limits, isolation, **options)
+        runs.append((workdir, sorted(os.listdir(workdir))))
+        return execution
+
+    monkeypatch.setattr(grader, "execute", recording_execute)
+    code = (
+        "import os\n"
+        "print(os.getcwd(), *sorted(os.listdir('.')))\n"
+        "open('left-by-' + input(), 'w').close()\n"
     )
+    judgement = grade(python_bundle(code, spec("t1", "t1\n", "x\n"), spec("t2", "t2\n", "x\n")))
     assert len(workdirs) == 1
     assert workdirs[0].name.startswith("cloudemy-grading-")
-    cwds = [row.stdout.strip() for row in judgement.tests]
-    assert cwds == [str(workdirs[0] / "run-0"), str(workdirs[0] / "run-1")]
+    runs = runs[-2:]  # the tests', after the build's
+    cwds = [row.stdout.split()[0] for row in judgement.tests]
+    listings = [row.stdout.split()[1:] for row in judgement.tests]
+    assert "main.py" in listings[0]
+    assert listings[1] == listings[0]  # nothing left by the first test
+    assert not any(name.startswith("left-by-") for name in listings[0])
+    if isolation.namespaces:
+        assert cwds == [SANDBOX_WORKDIR] * 2
+        assert [listing for _, listing in runs] == listings  # the host folder never changed
+    else:
+        assert [folder for folder, _ in runs] == [workdirs[0] / "run-0", workdirs[0] / "run-1"]
+        assert cwds == [str(folder) for folder, _ in runs]
     assert not workdirs[0].exists()
 
 

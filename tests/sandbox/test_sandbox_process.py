@@ -1,20 +1,28 @@
 """sandbox.process.execute with real child processes, once with the always-on layers only
-("basic") and once with every layer this machine supports ("probed", what the runner uses)."""
+("basic") and once with every layer this machine supports ("probed", what the runner uses).
+
+With the `namespaces` layer the program runs in a PID namespace of its own, so the pids it
+reports mean nothing on the host: whether its processes survived is checked by a marker
+each test puts in their command lines, looked up in the host's /proc."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import resource
+import secrets
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from runner_image.sandbox.isolation import Isolation, probe_isolation, processes_of_current_uid
+from runner_image.sandbox.namespaces import SANDBOX_WORKDIR
 from runner_image.sandbox.process import Limits, execute
 
 # The sandbox's python3 (found through the sandbox's PATH), as the python language runs it.
@@ -65,24 +73,63 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def wait_until_dead(pid: int, timeout: float = 2.0) -> bool:
+def marked_processes(marker: str) -> list[int]:
+    """Host pids of the live processes whose command line holds `marker`: a sandboxed
+    program's, its forks' (which share it), bwrap's (whose command line ends with the
+    program's), and those of children started with the marker in their own."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_until_none_left(marker: str, timeout: float = 2.0) -> list[int]:
+    """The marked processes still alive after `timeout` (none, if the sandbox did its job)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive(pid):
-            return True
+    while (left := marked_processes(marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not alive(pid)
+    return left
 
 
 @pytest.fixture
-def kill_after():
-    """Pids a test saw its sandboxed program start; killed by pid if the sandbox missed any."""
-    pids: list[int] = []
-    yield pids
-    for pid in pids:
+def marker():
+    """A string unique to the test, for the command lines of the processes it starts in the
+    sandbox; whatever of them the sandbox missed is killed afterwards."""
+    marker = f"cloudemy-marker-{secrets.token_hex(8)}"
+    yield marker
+    for pid in marked_processes(marker):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+
+
+class Watcher:
+    """Polls for marked processes while a run goes on, to prove the marker finds them."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+        self.seen: set[int] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            self.seen.update(marked_processes(self.marker))
+            time.sleep(0.02)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def test_output_and_exit_code(run):
@@ -108,12 +155,16 @@ def test_large_stdin_is_delivered_whole(run):
     assert result.stdout == str(len(stdin)).encode() + b"\n"
 
 
-def test_runs_in_the_workdir(run, workdir):
-    result = run("import os; print(os.getcwd())")
-    assert result.stdout.decode().strip() == str(workdir)
+def test_runs_in_the_workdir(run, workdir, isolation):
+    """In the workdir, seen as /work inside the namespaces: what it writes there lands in
+    the host's workdir."""
+    result = run("import os; print(os.getcwd()); open('proof', 'w').write('here')")
+    inside = SANDBOX_WORKDIR if isolation.namespaces else str(workdir)
+    assert result.stdout.decode().strip() == inside
+    assert (workdir / "proof").read_text() == "here"
 
 
-def test_environment_is_scrubbed(run, workdir, monkeypatch):
+def test_environment_is_scrubbed(run, workdir, isolation, monkeypatch):
     monkeypatch.setenv("INTERNAL_RESULT_TOKEN", "secret-xyz")
     monkeypatch.setenv("LLM_API_KEY", "secret-key-abc")
     result = run("import json, os; print(json.dumps(dict(os.environ)))")
@@ -121,12 +172,35 @@ def test_environment_is_scrubbed(run, workdir, monkeypatch):
     assert b"secret-xyz" not in result.stdout
     assert b"secret-key-abc" not in result.stdout
     environ = json.loads(result.stdout)
-    assert set(environ) == {"PATH", "HOME", "LANG", "TMPDIR"}
-    assert environ["HOME"] == str(workdir)
-    assert environ["TMPDIR"] == str(workdir)
+    inside = SANDBOX_WORKDIR if isolation.namespaces else str(workdir)
+    expected = {"PATH", "HOME", "LANG", "TMPDIR"}
+    if isolation.namespaces:
+        expected.add("PWD")  # bwrap sets it for its --chdir
+        assert environ["PWD"] == SANDBOX_WORKDIR
+    assert set(environ) == expected
+    assert environ["HOME"] == inside
+    assert environ["TMPDIR"] == inside
 
 
-def test_resource_limits_are_applied(run):
+FORK_UNTIL_REFUSED = """
+import errno, os, time
+started = 0
+while started < 64:
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        print(started, errno.errorcode[exc.errno])
+        break
+    if pid == 0:
+        time.sleep(10)
+        os._exit(0)
+    started += 1
+else:
+    print(started, "never refused")
+"""
+
+
+def test_resource_limits_are_applied(run, isolation):
     code = (
         "import resource as r\n"
         "print(r.getrlimit(r.RLIMIT_AS)[0], r.getrlimit(r.RLIMIT_NOFILE)[0],"
@@ -134,12 +208,46 @@ def test_resource_limits_are_applied(run):
     )
     limits = Limits(cpu_ms=1500, wall_ms=5000, memory_mb=128, open_files=32)
     result = run(code, limits=limits)
-    assert result.stdout.split() == [str(128 * 1024 * 1024).encode(), b"32", b"0", b"2"]
+    address_space, *others = result.stdout.split()
+    assert others == [b"32", b"0", b"2"]
+    if not isolation.cgroup:
+        assert address_space == str(128 * 1024 * 1024).encode()
+        return
+    # With a cgroup, memory and processes are capped by it instead of by rlimits.
+    assert address_space == str(resource.RLIM_INFINITY).encode()
+    few = Limits(cpu_ms=1500, wall_ms=5000, memory_mb=128, processes=8)
+    started, refusal = run(FORK_UNTIL_REFUSED, limits=few).stdout.split()
+    # The program and its children stay within the cap, give or take the slot the runner
+    # held in the cgroup for the instant it spawned the run (its one thread), freed after.
+    assert int(started) <= few.processes
+    assert refusal == b"EAGAIN"
+    result = run("x = bytearray(256 * 1024 * 1024)", limits=limits)
+    assert result.out_of_memory is True
+    assert result.signal == signal.SIGKILL
+    assert result.max_rss_kb <= 128 * 1024
 
 
-def test_runs_in_its_own_session(run):
-    result = run("import os; print(os.getsid(0) == os.getpid())")
-    assert result.stdout == b"True\n"
+def test_runs_in_its_own_session(run, isolation):
+    """Not in the runner's session, and without a controlling terminal. Under bwrap the
+    session is the one bwrap's init (pid 1 of the namespace) started for the program: a
+    session led from outside the PID namespace would read as 0 there."""
+    code = (
+        "import os\n"
+        "print(os.getsid(0), os.getpgid(0), os.getpid())\n"
+        "try:\n"
+        "    open('/dev/tty').close()\n"
+        "    print('terminal')\n"
+        "except OSError:\n"
+        "    print('no-terminal')\n"
+    )
+    result = run(code)
+    sid, pgid, pid, terminal = result.stdout.split()
+    assert terminal == b"no-terminal"
+    if isolation.namespaces:
+        assert (sid, pgid) == (b"1", b"1")
+        assert pid != b"1"
+    else:
+        assert sid == pgid == pid
 
 
 def test_wall_timeout(run):
@@ -154,41 +262,45 @@ def test_wall_timeout(run):
     assert 500 <= result.wall_ms < 5000
 
 
-def test_timeout_kills_the_whole_process_group(run, kill_after):
+def test_timeout_kills_the_whole_process_group(run, marker):
     code = (
         "import subprocess, sys, time\n"
-        "child = 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
-        " time.sleep(60)'\n"
+        # The child's marker is put together at run time: only the child's command line
+        # holds it whole, so the watcher below proves the child itself was found.
+        "child = ('import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+        f" time.sleep(60)  # ' + 'child-' + '{marker}')\n"
         "p = subprocess.Popen([sys.executable, '-I', '-S', '-c', child],"
         " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
         "print(p.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
     limits = Limits(cpu_ms=1000, wall_ms=1000, memory_mb=128)
-    result = run(code, limits=limits)
-    pid = int(result.stdout)
-    kill_after.append(pid)
+    with Watcher(f"child-{marker}") as watcher:
+        result = run(code, limits=limits)
+    int(result.stdout)  # the child was started
     assert result.timed_out is True
-    assert wait_until_dead(pid), f"process {pid} of the sandboxed group survived"
+    assert watcher.seen, "the child was never found by its marker while it ran"
+    left = wait_until_none_left(marker)
+    assert left == [], f"processes {left} of the sandboxed group survived"
 
 
-def test_grandchild_holding_stdout_does_not_hang(run, kill_after):
+def test_grandchild_holding_stdout_does_not_hang(run, marker):
     code = (
         "import subprocess, sys\n"
-        "p = subprocess.Popen([sys.executable, '-I', '-S', '-c', 'import time; time.sleep(30)'])\n"
+        f"grandchild = 'import time; time.sleep(30)  # {marker}'\n"
+        "p = subprocess.Popen([sys.executable, '-I', '-S', '-c', grandchild])\n"
         "print(p.pid)\n"
         "print('done')\n"
     )
     started = time.monotonic()
     result = run(code)
     elapsed = time.monotonic() - started
-    pid = int(result.stdout.split()[0])
-    kill_after.append(pid)
+    int(result.stdout.split()[0])  # the grandchild was started
     assert elapsed < 3
     assert result.timed_out is False
     assert result.exit_code == 0
     assert result.stdout.split()[1] == b"done"
-    assert wait_until_dead(pid)
+    assert wait_until_none_left(marker) == []
 
 
 ESCAPE_TO_A_NEW_SESSION = """
@@ -208,33 +320,18 @@ if pid == 0:
     os._exit(0)
 os.read(ready_r, 1)
 print(pid)
+# MARKER
 """
 
 
-@pytest.mark.parametrize(
-    "isolation",
-    [
-        pytest.param(
-            "basic",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: with basic isolation only the process group is killed; a "
-                "descendant that calls setsid() escapes it and outlives the run",
-            ),
-        ),
-        "probed",
-    ],
-    indirect=True,
-)
-def test_descendant_in_a_new_session_does_not_survive(run, isolation, kill_after, request):
-    probed = request.node.callspec.params["isolation"] == "probed"
-    if probed and isolation.uid is None and not isolation.seccomp:
-        pytest.skip("this machine offers neither the uid nor the seccomp layer")
-    result = run(ESCAPE_TO_A_NEW_SESSION)
-    pid = int(result.stdout)
-    kill_after.append(pid)
+def test_descendant_in_a_new_session_does_not_survive(run, marker):
+    """Even at the basic level, where nothing refuses setsid: the runner is a child
+    subreaper, so the orphan that left the group comes back to it and is killed."""
+    result = run(ESCAPE_TO_A_NEW_SESSION.replace("MARKER", marker))
+    int(result.stdout)  # the descendant was started (and has left the group if it could)
     assert result.exit_code == 0
-    assert wait_until_dead(pid, timeout=1.0), f"process {pid} escaped and survived"
+    left = wait_until_none_left(marker, timeout=1.0)
+    assert left == [], f"processes {left} escaped and survived"
 
 
 def test_output_flood_is_capped(run):
@@ -275,9 +372,17 @@ def test_cpu_burn_is_stopped(run):
     assert result.cpu_ms >= 900
 
 
-def test_memory_hog_gets_memory_error(run):
+def test_memory_hog_gets_memory_error(run, isolation):
+    """Refused by RLIMIT_AS (a MemoryError) or, under a cgroup, killed by the kernel's
+    out-of-memory killer at the limit; either way it never holds more than the limit."""
     limits = Limits(cpu_ms=1000, wall_ms=5000, memory_mb=128)
     result = run("x = bytearray(10**9)", limits=limits)
-    assert result.exit_code == 1
-    assert b"MemoryError" in result.stderr
-    assert result.max_rss_kb < 128 * 1024
+    if isolation.cgroup:
+        assert result.out_of_memory is True
+        assert result.signal == signal.SIGKILL
+        assert result.max_rss_kb <= 128 * 1024
+    else:
+        assert result.out_of_memory is False
+        assert result.exit_code == 1
+        assert b"MemoryError" in result.stderr
+        assert result.max_rss_kb < 128 * 1024

@@ -12,7 +12,7 @@ from kubernetes import client
 
 from runner_image.contract import submission_token
 from runner_image.grading.grader import COMPILE_TIME_LIMIT_MS
-from runner_image.settings import LLM_BUDGET_CAP_SECONDS
+from runner_image.settings import LLM_BUDGET_CAP_SECONDS, ConfigError
 from tasks.launchers.base import Launcher, runner_name
 from tasks.launchers.deadline import (
     COMPILE_BUDGET_SECONDS,
@@ -134,7 +134,7 @@ def test_resources_come_from_the_settings() -> None:
     }
 
 
-def test_env_per_the_seed_with_the_token_and_the_llm_key_from_secrets() -> None:
+def test_env_per_the_seed_with_the_token_from_the_jobs_own_secret() -> None:
     env = _env(_job())
 
     assert env["SUBMISSION_ID"] == {"name": "SUBMISSION_ID", "value": SUBMISSION_ID}
@@ -149,27 +149,88 @@ def test_env_per_the_seed_with_the_token_and_the_llm_key_from_secrets() -> None:
             "secretKeyRef": {"name": NAME, "key": "INTERNAL_RESULT_TOKEN", "optional": False}
         },
     }
+    # LLM feedback is off (no LLM_API_KEY on the scheduler): the runner is told nothing.
+    assert "LLM_API_KEY" not in env
+
+
+def _secret_refs(job: dict[str, Any]) -> set[tuple[str, str]]:
+    refs = set()
+    for variable in _env(job).values():
+        ref = variable.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            refs.add((ref["name"], ref["key"]))
+    return refs
+
+
+def test_with_the_llm_on_the_runner_calls_the_gateway_with_its_own_token() -> None:
+    settings = _settings(llm_api_key="sk-provider-key", llm_base_url="https://llm.example/v1")
+    job = _job(settings)
+    env = _env(job)
+
+    assert env["LLM_BASE_URL"]["value"] == f"http://backend:8000/internal/llm/{SUBMISSION_ID}/v1"
+    # The same token as the result callback's, from the Job's own Secret.
     assert env["LLM_API_KEY"] == {
         "name": "LLM_API_KEY",
         "valueFrom": {
-            "secretKeyRef": {"name": "cloudemy-llm", "key": "LLM_API_KEY", "optional": True}
+            "secretKeyRef": {"name": NAME, "key": "INTERNAL_RESULT_TOKEN", "optional": False}
         },
     }
+    assert _secret_refs(job) == {(NAME, "INTERNAL_RESULT_TOKEN")}
 
 
-def test_no_secret_value_is_written_into_the_job() -> None:
-    text = str(_job())
+@pytest.mark.parametrize("llm_api_key", [None, "sk-provider-key"])
+def test_no_secret_value_is_written_into_the_job(llm_api_key: str | None) -> None:
+    text = str(_job(_settings(llm_api_key=llm_api_key)))
 
     assert submission_token(SECRET, SUBMISSION_ID) not in text
     assert SECRET not in text
+    assert "sk-provider-key" not in text
 
 
-def test_llm_base_url_and_secret_name_are_passed_on() -> None:
-    settings = _settings(llm_base_url="http://llm.local/v1", runner_llm_secret="other-llm")
-    env = _env(_job(settings))
+@pytest.mark.parametrize("llm_api_key", [None, "sk-provider-key"])
+def test_the_job_reads_no_secret_but_its_own(llm_api_key: str | None) -> None:
+    """Above all not the provider's key (`cloudemy-llm`): student code shares the pod."""
+    job = _job(_settings(llm_api_key=llm_api_key))
+    pod = job["spec"]["template"]["spec"]
 
-    assert env["LLM_BASE_URL"]["value"] == "http://llm.local/v1"
-    assert env["LLM_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "other-llm"
+    assert {name for name, _ in _secret_refs(job)} == {NAME}
+    assert not pod["containers"][0].get("envFrom")
+    assert all("secret" not in volume for volume in pod["volumes"])
+
+
+def test_the_providers_base_url_never_reaches_the_runner() -> None:
+    off = _env(_job(_settings(llm_base_url="https://llm.example/v1")))
+    on = _env(_job(_settings(llm_base_url="https://llm.example/v1", llm_api_key="sk-x")))
+
+    assert "LLM_BASE_URL" not in off
+    assert on["LLM_BASE_URL"]["value"].startswith("http://backend:8000/internal/llm/")
+
+
+def test_no_runtime_class_by_default() -> None:
+    assert "runtimeClassName" not in _job()["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+def test_the_runtime_class_comes_from_the_settings(version: str) -> None:
+    job = _job(_settings(runner_runtime_class="gvisor"))
+
+    assert job["spec"]["template"]["spec"]["runtimeClassName"] == "gvisor"
+    kubernetes_validate.validate(job, version, strict=True)
+
+
+def test_the_runtime_class_is_read_from_its_variable() -> None:
+    env = {"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_RUNTIME_CLASS": "runsc"}
+
+    assert SchedulerSettings.from_env(env).runner_runtime_class == "runsc"
+    assert (
+        SchedulerSettings.from_env({**env, "RUNNER_RUNTIME_CLASS": ""}).runner_runtime_class is None
+    )
+
+
+@pytest.mark.parametrize("bad", ["gVisor", "-runsc", "run sc", "a" * 254])
+def test_a_runtime_class_that_is_no_object_name_is_refused(bad: str) -> None:
+    with pytest.raises(ConfigError, match="RUNNER_RUNTIME_CLASS"):
+        SchedulerSettings.from_env({"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_RUNTIME_CLASS": bad})
 
 
 @pytest.mark.parametrize("bad_id", ["", "ABC", "a/b", "x" * 57, "-abc", "a_b"])

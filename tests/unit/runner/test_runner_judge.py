@@ -479,11 +479,14 @@ class TestJudge:
         }
         assert second.hidden is True
         assert second.time_ms == 9
+        # What students see covers the public test only; staff also get every test's sum.
         assert judgement.metrics == {
             "tests_passed": 2,
             "tests_total": 2,
-            "run_ms": 70,
-            "max_rss_kb": 1200,
+            "run_ms": 30,
+            "max_rss_kb": 900,
+            "run_ms_all_tests": 70,
+            "max_rss_kb_all_tests": 1200,
         }
 
     def test_judgement_is_json_ready(self):

@@ -10,14 +10,16 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
+from pydantic import SecretStr
 
 import tasks.launchers.local as local_module
 from runner_image.contract import submission_token
 from runner_image.settings import ConfigError
 from tasks.launchers import LaunchError, make_launcher
-from tasks.launchers.base import Launcher, runner_name
+from tasks.launchers.base import Launcher, llm_gateway_url, runner_name
 from tasks.launchers.local import LocalLauncher
 from tasks.settings import SchedulerSettings
+from webapp.blueprints.llm_gateway import bp as llm_gateway_blueprint
 from webapp.settings import WebappSettings
 
 SECRET = "r" * 40
@@ -57,8 +59,44 @@ def test_runner_env_carries_a_per_submission_token_not_the_secret():
     assert SECRET not in env.values()
     assert all(SECRET not in value for value in env.values())
     assert "k" * 32 not in "".join(env.values())  # nor the JWT signing key
-    assert "LLM_API_KEY" not in env  # each launcher delivers it its own way
-    assert "sk-not-in-the-env" not in "".join(env.values())
+    assert "sk-not-in-the-env" not in "".join(env.values())  # nor the provider's key
+    assert env["LLM_API_KEY"] == env["INTERNAL_RESULT_TOKEN"]  # the gateway's key
+
+
+def test_with_the_llm_on_the_runner_gets_the_gateway_and_its_own_token():
+    settings = _settings(
+        llm_api_key="sk-provider",
+        llm_base_url="https://llm.example/v1",
+        backend_internal_url="http://backend:8000/internal/",
+    )
+
+    env = _NoopLauncher(settings).runner_env(SUBMISSION_ID)
+
+    assert env["LLM_BASE_URL"] == f"http://backend:8000/internal/llm/{SUBMISSION_ID}/v1"
+    assert env["LLM_API_KEY"] == submission_token(SECRET, SUBMISSION_ID)
+    assert "sk-provider" not in "".join(env.values())
+    assert "llm.example" not in "".join(env.values())
+
+
+@pytest.mark.parametrize("key", [None, ""])
+def test_with_the_llm_off_the_runner_gets_neither_url_nor_key(key):
+    settings = _settings(llm_base_url="https://llm.example/v1")
+    if key is not None:
+        settings = settings.model_copy(update={"llm_api_key": SecretStr(key)})
+
+    env = _NoopLauncher(settings).runner_env(SUBMISSION_ID)
+
+    assert "LLM_API_KEY" not in env
+    assert "LLM_BASE_URL" not in env
+
+
+def test_the_gateway_url_is_the_one_the_backend_serves():
+    url = llm_gateway_url("http://backend:8000/internal", SUBMISSION_ID)
+
+    assert url == f"http://backend:8000/internal/llm/{SUBMISSION_ID}/v1"
+    assert f"{url}/chat/completions".removeprefix("http://backend:8000") == (
+        f"{llm_gateway_blueprint.url_prefix}/{SUBMISSION_ID}/v1/chat/completions"
+    )
 
 
 def test_runner_tokens_differ_between_submissions():
@@ -71,18 +109,13 @@ def test_runner_tokens_differ_between_submissions():
 
 
 def test_runner_env_tells_the_runner_where_things_are():
-    settings = _settings(
-        backend_internal_url="http://backend:8000/internal",
-        llm_model="tiny",
-        llm_base_url="http://llm.local/v1",
-    )
+    settings = _settings(backend_internal_url="http://backend:8000/internal", llm_model="tiny")
 
     env = _NoopLauncher(settings).runner_env(SUBMISSION_ID)
 
     assert env["REDIS_URL"] == "redis://127.0.0.1:1/0"
     assert env["BACKEND_INTERNAL_URL"] == "http://backend:8000/internal"
     assert env["LLM_MODEL"] == "tiny"
-    assert env["LLM_BASE_URL"] == "http://llm.local/v1"
 
 
 def test_runner_env_passes_on_the_required_isolation():
@@ -93,7 +126,7 @@ def test_runner_env_passes_on_the_required_isolation():
     assert strict.runner_env(SUBMISSION_ID)["RUNNER_REQUIRE_ISOLATION"] == "strict"
 
 
-def test_runner_env_omits_an_unset_llm_base_url():
+def test_runner_env_without_an_llm_key_has_no_llm_base_url():
     assert "LLM_BASE_URL" not in _NoopLauncher(_settings()).runner_env(SUBMISSION_ID)
 
 
@@ -172,7 +205,7 @@ def test_local_runner_gets_a_scoped_token_and_no_server_secret(shared_redis, pop
     monkeypatch.setenv("SECRET_KEY", "leak-me-not-" * 3)
     monkeypatch.setenv("INTERNAL_RESULT_TOKEN", SECRET)
 
-    # ...the LLM key comes from the settings.
+    # ...and the settings' provider key neither: the runner calls the backend's gateway.
     LocalLauncher(_settings(llm_api_key="sk-test"), redis_client=shared_redis).launch(
         SUBMISSION_ID, 120
     )
@@ -181,10 +214,11 @@ def test_local_runner_gets_a_scoped_token_and_no_server_secret(shared_redis, pop
     env = call["env"]
     assert call["argv"][1:] == ["-m", "runner_image"]
     assert env["INTERNAL_RESULT_TOKEN"] == submission_token(SECRET, SUBMISSION_ID)
-    assert env["LLM_API_KEY"] == "sk-test"
+    assert env["LLM_API_KEY"] == env["INTERNAL_RESULT_TOKEN"]
+    assert env["LLM_BASE_URL"] == f"http://backend:8000/internal/llm/{SUBMISSION_ID}/v1"
     assert "SECRET_KEY" not in env
     assert all(SECRET not in value for value in env.values())
-    assert "sk-from-the-environment" not in env.values()
+    assert not [value for value in env.values() if "sk-" in value]
     assert call["start_new_session"] is True
 
 
@@ -195,6 +229,7 @@ def test_local_runner_without_an_llm_key_gets_none(shared_redis, popen, monkeypa
 
     [call] = popen.calls
     assert "LLM_API_KEY" not in call["env"]
+    assert "LLM_BASE_URL" not in call["env"]
 
 
 def test_local_launch_failure_is_a_launch_error_and_can_be_retried(shared_redis, popen):

@@ -301,12 +301,20 @@ def graded_result(**overrides: Any) -> dict[str, Any]:
                 "score": 0,
                 "max_score": 66.7,
                 "time_ms": 11,
+                "memory_kb": 5120,
                 "hidden": True,
                 "stdout": "41\n",
                 "message": "expected 42",
             },
         ],
-        "metrics": {"tests_passed": 1, "tests_total": 2, "run_ms": 23},
+        "metrics": {
+            "tests_passed": 1,
+            "tests_total": 2,
+            "run_ms": 12,
+            "max_rss_kb": 4000,
+            "run_ms_all_tests": 23,
+            "max_rss_kb_all_tests": 5120,
+        },
     }
     result.update(overrides)
     return result

@@ -76,6 +76,9 @@ def test_the_assignments_instructor_sees_hidden_test_details(client, instructor,
     assert secret["expected_stdout"] == "42\n"
     assert secret["stdout"] == "41\n"
     assert secret["message"] == "expected 42"
+    assert (secret["time_ms"], secret["memory_kb"]) == (11, 5120)
+    metrics = response.get_json()["metrics"]
+    assert (metrics["run_ms_all_tests"], metrics["max_rss_kb_all_tests"]) == (23, 5120)
 
 
 def test_student_sees_hidden_results_without_inputs_or_outputs(client, student, graded):
@@ -91,10 +94,15 @@ def test_student_sees_hidden_results_without_inputs_or_outputs(client, student, 
         "verdict": "wrong_answer",
         "score": 0,
         "max_score": 66.7,
-        "time_ms": 11,
+        "time_ms": None,
         "memory_kb": None,
         "hidden": True,
     }
+    # A hidden test's time and memory could spell out its input: students see neither,
+    # and their aggregates cover the public tests only.
+    assert body["metrics"]["run_ms"] == 12 and body["metrics"]["max_rss_kb"] == 4000
+    assert "run_ms_all_tests" not in body["metrics"]
+    assert "max_rss_kb_all_tests" not in body["metrics"]
     public = tests["public"]
     assert public["stdin"] == "1 2\n"
     assert public["expected_stdout"] == "3\n"
@@ -111,6 +119,7 @@ def test_student_list_hides_hidden_test_data_too(client, student, graded, assign
         text = response.get_data(as_text=True)
         assert graded["id"] in text
         assert "40 2" not in text and "42\\n" not in text and "41\\n" not in text
+        assert "5120" not in text and "_all_tests" not in text
 
 
 def test_a_test_made_hidden_after_grading_is_not_revealed(

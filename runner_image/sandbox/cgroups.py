@@ -1,0 +1,206 @@
+"""A cgroup (v1 memory, pids and cpuacct controllers) for the runs of untrusted code, where
+this machine lets the runner create one (root on a host with writable cgroup v1
+hierarchies): a real out-of-memory kill and the peak memory of each run, a process cap
+that holds whatever uid the processes run as, CPU time that counts even unreaped
+processes, and the complete list of a run's processes to kill. Elsewhere (an unprivileged
+pod) the caller falls back to rlimits and samples.
+
+A runner keeps one cgroup for all its runs, one run at a time, and stays in it itself:
+moving a process between cgroups waits for an RCU grace period (several ms, more on a
+busy machine), so programs are started inside by inheritance, never moved in. Programs
+run with the highest oom_score_adj (OOM_SCORE_ADJ), so the cgroup's out-of-memory killer
+picks them, not the runner; the runner is never killed with a run, and its own share of
+each run's memory and CPU figures is subtracted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import logging
+import os
+import resource
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# For the programs: the first the out-of-memory killer chooses (raising needs no privilege).
+OOM_SCORE_ADJ = 1000
+CONTROLLERS = ("memory", "pids", "cpuacct")
+PARENT = "cloudemy-sandbox"
+
+log = logging.getLogger("runner")
+
+
+@functools.cache
+def runner_cgroup() -> RunCgroup:
+    """This runner's cgroup for all its runs, created on first use and removed when the
+    runner exits. Raises OSError where none can be created."""
+    cgroup = RunCgroup.create(memory_bytes=64 * 1024 * 1024, max_processes=1)
+    atexit.register(cgroup.remove)
+    return cgroup
+
+
+def cgroups_available() -> bool:
+    """Whether runs can get a cgroup here (tried, not guessed)."""
+    try:
+        runner_cgroup()
+    except OSError:
+        return False
+    return True
+
+
+def _own_cpu_ms() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+@dataclass
+class RunCgroup:
+    name: str
+    root: Path = CGROUP_ROOT
+    # Where this process was before it entered, by controller.
+    _homes: dict[str, Path] | None = None
+    # At the start of the current run: the kernel's OOM kill count, the memory in use
+    # (the runner's own share), and the runner's CPU time.
+    _oom_kills_before: int | None = None
+    _usage_before: int = 0
+    _own_cpu_before: float = 0.0
+
+    @classmethod
+    def create(cls, memory_bytes: int, max_processes: int, root: Path = CGROUP_ROOT) -> RunCgroup:
+        cgroup = cls(f"run-{secrets.token_hex(8)}", root)
+        try:
+            for controller in CONTROLLERS:
+                cgroup.path(controller).mkdir(parents=True)
+            cgroup.prepare(memory_bytes, max_processes)
+        except OSError:
+            cgroup.remove()
+            raise
+        return cgroup
+
+    def path(self, controller: str) -> Path:
+        return self.root / controller / PARENT / self.name
+
+    def _write(self, controller: str, name: str, value: int) -> None:
+        (self.path(controller) / name).write_text(str(value))
+
+    def _read(self, controller: str, name: str) -> str:
+        return (self.path(controller) / name).read_text()
+
+    @property
+    def entered(self) -> bool:
+        return self._homes is not None
+
+    def enter(self) -> None:
+        """Move this process in (once): everything it starts from now on starts inside."""
+        if self.entered:
+            return
+        homes = {controller: self._current(controller) for controller in CONTROLLERS}
+        for controller in CONTROLLERS:
+            self._write(controller, "cgroup.procs", os.getpid())
+        self._homes = homes
+
+    def _leave(self) -> None:
+        if self._homes is None:
+            return
+        for home in self._homes.values():
+            (home / "cgroup.procs").write_text(str(os.getpid()))
+        self._homes = None
+
+    def _current(self, controller: str) -> Path:
+        with open("/proc/self/cgroup") as memberships:
+            for line in memberships:
+                _, names, path = line.rstrip("\n").split(":", 2)
+                if controller in names.split(","):
+                    return self.root / controller / path.lstrip("/")
+        raise OSError(f"this process is in no {controller} cgroup")
+
+    def prepare(self, memory_bytes: int, max_processes: int) -> None:
+        """Limits for the next run, and its counters from now. No run is in the cgroup.
+        The runner's own tasks count against the process cap while it is inside."""
+        if self.entered:
+            memory_bytes += int(self._read("memory", "memory.usage_in_bytes"))
+            max_processes += len(os.listdir("/proc/self/task"))
+        memory = self._memory_limit_files()
+        current = int(self._read("memory", "memory.limit_in_bytes"))
+        # memory+swap may never be below memory: raise it first, lower it last.
+        for name in memory if memory_bytes >= current else reversed(memory):
+            self._write("memory", name, memory_bytes)
+        self._write("pids", "pids.max", max_processes)
+        self._write("memory", "memory.max_usage_in_bytes", 0)
+        self._write("memory", "memory.failcnt", 0)
+        self._oom_kills_before = self._oom_kills()
+        self._usage_before = int(self._read("memory", "memory.usage_in_bytes"))
+        self._write("cpuacct", "cpuacct.usage", 0)
+        self._own_cpu_before = _own_cpu_ms()
+
+    def _memory_limit_files(self) -> tuple[str, ...]:
+        """memory+swap first; without swap accounting there is no such file to set."""
+        if (self.path("memory") / "memory.memsw.limit_in_bytes").exists():
+            return ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes")
+        return ("memory.limit_in_bytes",)
+
+    def peak_memory_kb(self) -> int:
+        """The run's peak: the cgroup's, less what was in use when it started."""
+        peak = int(self._read("memory", "memory.max_usage_in_bytes"))
+        return max(peak - self._usage_before, 0) // 1024
+
+    def _oom_kills(self) -> int | None:
+        for line in self._read("memory", "memory.oom_control").splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return None
+
+    def out_of_memory(self) -> bool:
+        """Whether the kernel killed a process of this run for memory (kernels without the
+        `oom_kill` counter: whether usage ever hit the limit)."""
+        kills = self._oom_kills()
+        if kills is None:
+            return int(self._read("memory", "memory.failcnt")) > 0
+        return kills > (self._oom_kills_before or 0)
+
+    def cpu_ms(self) -> int:
+        """The run's CPU time: the cgroup's, less the runner's own while it supervised."""
+        total = int(self._read("cpuacct", "cpuacct.usage")) / 1_000_000
+        own = _own_cpu_ms() - self._own_cpu_before if self.entered else 0.0
+        return max(int(total - own), 0)
+
+    def processes(self) -> list[int]:
+        """The run's processes: everything in the cgroup but the runner."""
+        me = os.getpid()
+        return [pid for pid in map(int, self._read("pids", "cgroup.procs").split()) if pid != me]
+
+    def kill_all(self, timeout: float = 2.0) -> None:
+        """SIGKILL every process of the run until none is left (a fork racing the kill
+        lands in the same cgroup and is caught by the next round)."""
+        deadline = time.monotonic() + timeout
+        while (pids := self.processes()) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.001)
+
+    def remove(self) -> None:
+        """Leave, then remove the cgroup directories once their processes are gone (rmdir,
+        retried briefly while the last exits are accounted)."""
+        with contextlib.suppress(FileNotFoundError):  # already removed
+            self.kill_all()
+        self._leave()
+        for controller in CONTROLLERS:
+            folder = self.path(controller)
+            for attempt in range(200):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if attempt == 199:
+                        log.warning("cannot remove the cgroup %s: %s", folder, exc)
+                    time.sleep(0.005)
