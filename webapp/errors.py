@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 # An oversized body is read and discarded up to this size, so the client (still sending)
 # receives the 413 instead of a reset connection; beyond it the connection is just closed.
 DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
+# No request of the API nests deeper (a call test's `expected` is the deepest thing).
+MAX_JSON_DEPTH = 64
 
 Body = TypeVar("Body", bound=BaseModel)
 
@@ -41,15 +43,43 @@ def error_response(
 
 
 def json_object_body() -> dict[str, Any]:
-    """The request's body as a JSON object, or a 400 that says what is wrong with it."""
+    """The request's body as a JSON object, or a 4xx that says what is wrong with it. Only
+    `application/json` is read: a `text/plain` body, which a browser may send cross-site
+    without a CORS preflight, is refused."""
     raw = request.get_data(cache=True)
+    if raw and request.mimetype != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the request body as application/json",
+            {"content_type": request.mimetype or None},
+        )
+    too_deep = f"request body nests deeper than {MAX_JSON_DEPTH} levels"
     try:
         payload = json.loads(raw) if raw else None
+    except RecursionError as exc:
+        raise ApiError(400, "malformed_json", too_deep) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_body", "request body must be a JSON object")
+    if _nests_deeper_than(payload, MAX_JSON_DEPTH):
+        raise ApiError(400, "malformed_json", too_deep)
     return payload
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """Iterative, so that no depth can exhaust the stack of whatever reads it next."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            pending.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            pending.extend((child, depth + 1) for child in item)
+    return False
 
 
 def parse_body(model: type[Body]) -> Body:
@@ -75,7 +105,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge):
         _drain_request_body()
-        limit = app.config.get("MAX_CONTENT_LENGTH")
+        limit = request.max_content_length  # the route's own (the internal API's is larger)
         return error_response(
             413,
             "request_entity_too_large",

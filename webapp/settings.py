@@ -29,6 +29,9 @@ class WebappSettings(SchedulerSettings):
     # The LLM gateway (webapp/blueprints/llm_gateway.py): the most Chat Completions calls
     # one submission's runner may make through it, retries included.
     llm_gateway_max_calls: int = Field(default=4, ge=1)
+    # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; without
+    # one set, /metrics is refused.
+    metrics_token: Annotated[SecretStr, AfterValidator(long_random_secret)] | None = None
     # Languages the runners can build; None means every language the runner knows (the
     # runner image installs all of them). The local launcher also checks this machine.
     runner_languages: CommaSeparated | None = None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from runner_image.contract import token_matches
+from webapp.errors import ApiError
 from webapp.metrics import REGISTRY
-from webapp.services import services
+from webapp.services import app_settings, services
 
 log = logging.getLogger(__name__)
 
@@ -54,4 +56,12 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
+    """For Prometheus only: what it shows (request counts, submissions by status) is no
+    business of whoever else reaches the backend."""
+    token = app_settings().metrics_token
+    if token is None:
+        raise ApiError(403, "metrics_disabled", "set METRICS_TOKEN to scrape /metrics")
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token_matches(token.get_secret_value(), presented):
+        raise ApiError(401, "unauthorized", "/metrics needs the METRICS_TOKEN bearer token")
     return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)

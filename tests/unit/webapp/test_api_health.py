@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pymongo.errors
+import pytest
 import redis
 
 
@@ -55,14 +56,45 @@ def test_readyz_is_503_when_mongodb_is_down(make_app):
 
 
 def test_health_endpoints_need_no_token(client):
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz"):
         assert client.get(path).status_code == 200, path
 
 
-def test_metrics_exposes_submissions_by_status(client, submit, student, assignment):
-    submit(student, assignment["id"])
+METRICS_TOKEN = "m" * 32
 
+
+@pytest.fixture
+def scraped(make_app, settings_with):
+    """A backend with METRICS_TOKEN set, and a scrape of /metrics with that token."""
+    app = make_app(settings=settings_with(metrics_token=METRICS_TOKEN))
+    client = app.test_client()
+    return client, lambda token: client.get(
+        "/metrics", headers={"Authorization": f"Bearer {token}"} if token else {}
+    )
+
+
+def test_metrics_are_refused_without_a_configured_token(client):
     response = client.get("/metrics")
+
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "metrics_disabled"
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong" * 8, METRICS_TOKEN[:-1]])
+def test_metrics_need_the_configured_token(scraped, token):
+    _, scrape = scraped
+
+    response = scrape(token)
+
+    assert response.status_code == 401
+    assert "cloudemy_submissions" not in response.get_data(as_text=True)
+
+
+def test_metrics_exposes_submissions_by_status(scraped, submit, student, assignment):
+    submit(student, assignment["id"])
+    _, scrape = scraped
+
+    response = scrape(METRICS_TOKEN)
 
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain")
