@@ -14,6 +14,7 @@ from webapp.blueprints import (
     submissions,
 )
 from webapp.errors import register_error_handlers
+from webapp.limits import install_limits
 from webapp.metrics import instrument
 from webapp.services import Services, make_services
 from webapp.settings import WebappSettings
@@ -29,6 +30,7 @@ def create_app(settings: WebappSettings, services: Services | None = None) -> Fl
     app.extensions["cloudemy"] = services or make_services(settings)
     CORS(app, resources={r"/api/*": {"origins": list(settings.cors_origins)}})
     register_error_handlers(app)
+    install_limits(app, settings)
     instrument(app)
     blueprints = (accounts, assignments, submissions, internal, llm_gateway, health)
     for blueprint in (module.bp for module in blueprints):

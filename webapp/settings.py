@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import limits
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
@@ -14,6 +15,17 @@ from tasks.settings import SchedulerSettings
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://cloudemy.local")
 
 CommaSeparated = Annotated[tuple[str, ...], NoDecode]
+
+
+def _rate_limit(value: str) -> str:
+    try:
+        limits.parse_many(value)
+    except ValueError as exc:
+        raise ValueError(f"not a rate limit like '30/minute;500/hour' ({exc})") from exc
+    return value
+
+
+RateLimit = Annotated[str, AfterValidator(_rate_limit)]
 
 
 class WebappSettings(SchedulerSettings):
@@ -29,6 +41,19 @@ class WebappSettings(SchedulerSettings):
     # The LLM gateway (webapp/blueprints/llm_gateway.py): the most Chat Completions calls
     # one submission's runner may make through it, retries included.
     llm_gateway_max_calls: int = Field(default=4, ge=1)
+    # Rate limits (webapp/limits.py), in the `limits` notation ("30/minute;500/hour"),
+    # counted in Redis (RATE_LIMIT_STORAGE_URI, default REDIS_URL).
+    rate_limits_enabled: bool = True
+    rate_limit_storage_uri: str | None = None
+    rate_limit_login: RateLimit = "60/minute"  # per client address
+    rate_limit_register: RateLimit = "60/minute;600/hour"  # per client address
+    rate_limit_submit: RateLimit = "30/minute"  # per account
+    rate_limit_submit_per_address: RateLimit = "600/minute"
+    # Failed logins per account: free ones, then a back-off doubling up to the maximum.
+    login_free_failures: int = Field(default=5, ge=1)
+    login_backoff_max_seconds: int = Field(default=900, ge=1)
+    # Proxies in front of the backend whose X-Forwarded-For is trusted (1 behind the Ingress).
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
     # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; without
     # one set, /metrics is refused.
     metrics_token: Annotated[SecretStr, AfterValidator(long_random_secret)] | None = None

@@ -12,7 +12,7 @@ import requests
 
 from cloudemy_dev.devstack import DevStack, dev_stack
 
-pytestmark = pytest.mark.integration
+BURST_LIMITS = {"RATE_LIMIT_LOGIN": "1000/minute", "RATE_LIMIT_REGISTER": "1000/minute"}
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,13 @@ def stack(tmp_path_factory) -> Iterator[DevStack]:
         )
     log_dir = tmp_path_factory.mktemp("stack-logs")
     with dev_stack(
-        extra_env={"MONGO_URI": "mongomock://localhost", "DB_NAME": "integration"},
+        extra_env={
+            "MONGO_URI": "mongomock://localhost",
+            "DB_NAME": "integration",
+            # Every test registers and signs in from 127.0.0.1: a burst no class would send
+            # from one address. The limits themselves are tested in tests/unit/webapp.
+            **BURST_LIMITS,
+        },
         log_dir=log_dir,
     ) as running:
         yield running

@@ -7,11 +7,12 @@ from mongoengine import NotUniqueError
 
 from webapp.auth import login_required
 from webapp.errors import ApiError, parse_body
+from webapp.limits import LoginBackoff, limiter
 from webapp.models import User
 from webapp.schemas import LoginBody, RegisterBody
 from webapp.security import hash_password, issue_access_token, verify_password
 from webapp.serializers import user_json
-from webapp.services import app_settings
+from webapp.services import app_settings, services
 
 bp = Blueprint("accounts", __name__, url_prefix="/api")
 
@@ -27,18 +28,31 @@ def create_user(email: str, name: str, password: str, role: str = "student") -> 
 
 
 @bp.post("/auth/register")
+@limiter.limit(lambda: app_settings().rate_limit_register)
 def register():
     body = parse_body(RegisterBody)
     user = create_user(body.email, body.name, body.password)
     return jsonify(user_json(user)), 201
 
 
+def _login_backoff() -> LoginBackoff:
+    settings = app_settings()
+    return LoginBackoff(
+        services().redis, settings.login_free_failures, settings.login_backoff_max_seconds
+    )
+
+
 @bp.post("/auth/login")
+@limiter.limit(lambda: app_settings().rate_limit_login)
 def login():
     body = parse_body(LoginBody)
+    backoff = _login_backoff()
+    backoff.check(body.email)
     user = User.objects(email=body.email).first()
     if not verify_password(user.password_hash if user else None, body.password):
+        backoff.failed(body.email)
         raise ApiError(401, "invalid_credentials", "wrong e-mail or password")
+    backoff.succeeded(body.email)
     settings = app_settings()
     token = issue_access_token(
         str(user.id), settings.secret_key.get_secret_value(), settings.access_token_ttl_seconds

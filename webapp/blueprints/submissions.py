@@ -14,6 +14,7 @@ from webapp.blueprints.assignments import visible_assignment_or_404
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.grading import discard_bundle, enqueue_grading
 from webapp.lifecycle import fail_unqueued
+from webapp.limits import limiter, signed_in_user
 from webapp.models import Assignment, Submission, User, utcnow
 from webapp.pagination import paginated
 from webapp.schemas import SubmissionCreateBody
@@ -53,7 +54,9 @@ def _check_can_submit(assignment: Assignment, body: SubmissionCreateBody) -> Non
 
 
 @bp.post("/assignments/<assignment_id>/submissions")
+@limiter.limit(lambda: app_settings().rate_limit_submit_per_address)
 @login_required("student", "instructor")
+@limiter.limit(lambda: app_settings().rate_limit_submit, key_func=signed_in_user)
 def create_submission(assignment_id: str):
     assignment = visible_assignment_or_404(g.user, assignment_id)
     body = parse_body(SubmissionCreateBody)

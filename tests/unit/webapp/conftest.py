@@ -68,6 +68,8 @@ def make_settings(**overrides: Any) -> WebappSettings:
         "internal_result_token": RESULT_SECRET,
         "secret_key": SECRET_KEY,
         "redis_url": "redis://127.0.0.1:1/0",
+        # fakeredis is not a server the limits library can reach; counts stay in-process.
+        "rate_limit_storage_uri": "memory://",
     }
     values.update(overrides)
     return WebappSettings.from_env({}, **values)
