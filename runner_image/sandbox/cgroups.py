@@ -40,9 +40,21 @@ log = logging.getLogger("runner")
 def runner_cgroup() -> RunCgroup:
     """This runner's cgroup for all its runs, created on first use and removed when the
     runner exits. Raises OSError where none can be created."""
+    _remove_stale_cgroups()
     cgroup = RunCgroup.create(memory_bytes=64 * 1024 * 1024, max_processes=1)
     atexit.register(cgroup.remove)
     return cgroup
+
+
+def _remove_stale_cgroups(root: Path = CGROUP_ROOT) -> None:
+    """The cgroups of runners that were killed before they could remove theirs. A live
+    runner is inside its own, so an empty one is stale; rmdir refuses any that is not."""
+    for controller in CONTROLLERS:
+        with contextlib.suppress(OSError):
+            for folder in (root / controller / PARENT).iterdir():
+                if folder.is_dir() and folder.name.startswith("run-"):
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
 
 
 def cgroups_available() -> bool:

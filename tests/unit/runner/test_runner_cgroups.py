@@ -270,3 +270,14 @@ def test_remove_deletes_the_folders(cgroupfs, cgroup):
         assert not cgroup.path(controller).exists()
         assert (cgroupfs.root / controller / PARENT).is_dir()
     cgroup.remove()  # already gone: nothing to do
+
+
+def test_stale_cgroups_of_killed_runners_are_removed_busy_ones_kept(cgroupfs):
+    stale = RunCgroup.create(memory_bytes=MIB, max_processes=1, root=cgroupfs.root)
+    busy = RunCgroup.create(memory_bytes=MIB, max_processes=1, root=cgroupfs.root)
+    write(busy, "memory", "cgroup.procs", "4242\n")
+
+    cgroups._remove_stale_cgroups(cgroupfs.root)
+
+    assert not stale.path("memory").exists()
+    assert busy.path("memory").exists()
