@@ -8,6 +8,7 @@ from flask_cors import CORS
 from webapp.blueprints import (
     accounts,
     assignments,
+    events,
     health,
     internal,
     llm_gateway,
@@ -32,7 +33,8 @@ def create_app(settings: WebappSettings, services: Services | None = None) -> Fl
     register_error_handlers(app)
     install_limits(app, settings)
     instrument(app)
-    blueprints = (accounts, assignments, submissions, internal, llm_gateway, health)
+    events.install_stream_slots(app, settings.event_streams_per_worker)
+    blueprints = (accounts, assignments, submissions, events, internal, llm_gateway, health)
     for blueprint in (module.bp for module in blueprints):
         app.register_blueprint(blueprint)
     return app

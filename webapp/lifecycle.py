@@ -1,5 +1,6 @@
 """Submission state changes as conditional updates: a late or repeated message never moves
-a submission backwards, and a second, different result is refused."""
+a submission backwards, and a second, different result is refused. Every change is
+published (webapp.events) for the clients following the submission's event stream."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from datetime import datetime
 from enum import Enum
 
 from bson import ObjectId
+from redis import Redis
 
 from runner_image.contract import OPEN_STATUSES, Result, Status, Verdict
 from webapp.attempts import release_attempt
+from webapp.events import publish_status
 from webapp.metrics import GRADING_SECONDS
 from webapp.models import Submission, utcnow
 
@@ -33,25 +36,31 @@ def _elapsed_ms(start: datetime | None, end: datetime | None) -> int | None:
     return int((end - start).total_seconds() * 1000)
 
 
-def mark_scheduled(submission_id: ObjectId, job_name: str | None) -> bool:
+def mark_scheduled(redis: Redis, submission_id: ObjectId, job_name: str | None) -> bool:
     if job_name:
         Submission.objects(id=submission_id).update_one(set__job_name=job_name)
-    return bool(
+    changed = bool(
         Submission.objects(id=submission_id, status=Status.QUEUED).update_one(
             set__status=Status.SCHEDULED, set__scheduled_at=utcnow()
         )
     )
+    if changed:
+        publish_status(redis, submission_id, Status.SCHEDULED)
+    return changed
 
 
-def mark_running(submission_id: ObjectId) -> bool:
-    return bool(
+def mark_running(redis: Redis, submission_id: ObjectId) -> bool:
+    changed = bool(
         Submission.objects(
             id=submission_id, status__in=[Status.QUEUED, Status.SCHEDULED]
         ).update_one(set__status=Status.RUNNING, set__started_at=utcnow())
     )
+    if changed:
+        publish_status(redis, submission_id, Status.RUNNING)
+    return changed
 
 
-def store_result(submission: Submission, result: Result) -> StoreOutcome:
+def store_result(redis: Redis, submission: Submission, result: Result) -> StoreOutcome:
     """`submission` as last read; the update itself is conditional on the stored status."""
     digest = result_digest(result)
     finished = utcnow()
@@ -74,12 +83,13 @@ def store_result(submission: Submission, result: Result) -> StoreOutcome:
         GRADING_SECONDS.observe(metrics["total_ms"] / 1000)
         if result.status == Status.ERROR:
             release_attempt(submission.assignment_id, submission.user_id)
+        publish_status(redis, submission.id, result.status)
         return StoreOutcome.STORED
     submission.reload()
     return StoreOutcome.REPEATED if submission.result_digest == digest else StoreOutcome.CONFLICT
 
 
-def fail_unqueued(submission: Submission) -> bool:
+def fail_unqueued(redis: Redis, submission: Submission) -> bool:
     """A submission whose task could not be sent (the broker is down) ends in `error` at
     once, and its attempt is given back: the student is told to submit again."""
     failed = Submission.objects(id=submission.id, status=Status.QUEUED).update_one(
@@ -91,4 +101,5 @@ def fail_unqueued(submission: Submission) -> bool:
     )
     if failed:
         release_attempt(submission.assignment_id, submission.user_id)
+        publish_status(redis, submission.id, Status.ERROR)
     return bool(failed)

@@ -54,6 +54,11 @@ class WebappSettings(SchedulerSettings):
     login_backoff_max_seconds: int = Field(default=900, ge=1)
     # Proxies in front of the backend whose X-Forwarded-For is trusted (1 behind the Ingress).
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)
+    # Event streams (GET /api/submissions/<id>/events) a worker serves at once (each holds
+    # a thread), how long one lasts, and the heartbeat that keeps proxies from closing it.
+    event_streams_per_worker: int = Field(default=4, ge=1)
+    event_stream_max_seconds: int = Field(default=3600, ge=10)
+    event_stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
     # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; without
     # one set, /metrics is refused.
     metrics_token: Annotated[SecretStr, AfterValidator(long_random_secret)] | None = None

@@ -45,7 +45,7 @@ def sweep(settings: WebappSettings, services: Services) -> SweepReport:
                 report.requeued.append(str(submission.id))
         else:
             reason = "its grading data expired before a runner picked it up"
-            store_result(submission, Result.error(reason))
+            store_result(services.redis, submission, Result.error(reason))
             report.expired.append(str(submission.id))
     cutoff = now - timedelta(seconds=settings.runner_max_deadline_seconds) - OVERDUE_MARGIN
     late = Submission.objects(
@@ -54,6 +54,6 @@ def sweep(settings: WebappSettings, services: Services) -> SweepReport:
     )
     for submission in late:
         reason = "the grading did not finish in time"
-        store_result(submission, Result.error(reason))
+        store_result(services.redis, submission, Result.error(reason))
         report.overdue.append(str(submission.id))
     return report

@@ -58,9 +58,9 @@ def post_status(submission_id: str):
     oid = _authorised_submission(submission_id).id
     body = parse_body(StatusBody)
     if body.status == Status.SCHEDULED:
-        changed = mark_scheduled(oid, body.job_name)
+        changed = mark_scheduled(services().redis, oid, body.job_name)
     else:
-        changed = mark_running(oid)
+        changed = mark_running(services().redis, oid)
     status = Submission.objects(id=oid).only("status").first().status
     return jsonify({"status": status, "changed": changed})
 
@@ -75,7 +75,7 @@ def post_result(submission_id: str):
             "invalid_body",
             f"score {result.score} is above the maximum of {submission.max_score}",
         )
-    outcome = store_result(submission, result)
+    outcome = store_result(services().redis, submission, result)
     if outcome is StoreOutcome.STORED:
         discard_bundle(submission.id, services())
     if outcome is StoreOutcome.CONFLICT:

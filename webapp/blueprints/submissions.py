@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("submissions", __name__, url_prefix="/api")
 
 
-def _is_instructor_of(user: User, assignment: Assignment | None) -> bool:
+def is_instructor_of(user: User, assignment: Assignment | None) -> bool:
     return assignment is not None and assignment.owner_id == user.id
 
 
@@ -76,7 +76,7 @@ def create_submission(assignment_id: str):
     except (RedisError, KombuError, OSError) as exc:
         log.error("could not queue submission %s: %s", submission.id, exc)
         discard_bundle(submission.id, services())
-        fail_unqueued(submission)
+        fail_unqueued(services().redis, submission)
         raise ApiError(
             503, "queue_unavailable", "the grading queue is unavailable; please retry"
         ) from exc
@@ -85,16 +85,22 @@ def create_submission(assignment_id: str):
     return response, 202
 
 
-@bp.get("/submissions/<submission_id>")
-@login_required()
-def get_submission(submission_id: str):
+def readable_submission(user: User, submission_id: str) -> tuple[Submission, Assignment | None]:
+    """The submission with its assignment, if `user` owns it or teaches it; else 404."""
     submission = Submission.objects(id=object_id_or_404(submission_id, "submission")).first()
     if submission is None:
         raise not_found("submission")
     assignment = Assignment.objects(id=submission.assignment_id).first()
-    is_instructor = _is_instructor_of(g.user, assignment)
-    if submission.user_id != g.user.id and not is_instructor:
+    if submission.user_id != user.id and not is_instructor_of(user, assignment):
         raise not_found("submission")
+    return submission, assignment
+
+
+@bp.get("/submissions/<submission_id>")
+@login_required()
+def get_submission(submission_id: str):
+    submission, assignment = readable_submission(g.user, submission_id)
+    is_instructor = is_instructor_of(g.user, assignment)
     return jsonify(submission_json(submission, assignment, is_instructor=is_instructor))
 
 
@@ -107,11 +113,11 @@ def list_submissions():
     if "assignment_id" in request.args:
         assignment_oid = object_id_or_404(request.args["assignment_id"], "assignment")
         assignment = Assignment.objects(id=assignment_oid).first()
-        if _is_instructor_of(user, assignment):
+        if is_instructor_of(user, assignment):
             query = Submission.objects(assignment_id=assignment_oid)
         else:
             query = query.filter(assignment_id=assignment_oid)
-    is_instructor = _is_instructor_of(user, assignment)
+    is_instructor = is_instructor_of(user, assignment)
     return paginated(
         query.order_by("-created_at"),
         lambda s: submission_json(s, assignment, is_instructor=is_instructor),

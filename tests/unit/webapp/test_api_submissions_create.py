@@ -317,7 +317,7 @@ def test_redis_down_is_503_and_no_task_is_sent(make_app, student, assignment, ce
         def set(self, *args, **kwargs):
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1")
 
-        delete = set
+        delete = publish = set
 
     client = make_app(redis=DownRedis()).test_client()
 
