@@ -43,17 +43,25 @@ def runner_cgroup() -> RunCgroup:
     _remove_stale_cgroups()
     cgroup = RunCgroup.create(memory_bytes=64 * 1024 * 1024, max_processes=1)
     atexit.register(cgroup.remove)
+    cgroup.relax()
+    cgroup.enter()  # at once: an empty cgroup is another runner's to remove as stale
     return cgroup
+
+
+STALE_AFTER_SECONDS = 60
 
 
 def _remove_stale_cgroups(root: Path = CGROUP_ROOT) -> None:
     """The cgroups of runners that were killed before they could remove theirs. A live
-    runner is inside its own, so an empty one is stale; rmdir refuses any that is not."""
+    runner enters its own as soon as it has made it, so an empty one older than a minute
+    is stale; rmdir refuses any that is not empty."""
     for controller in CONTROLLERS:
         with contextlib.suppress(OSError):
             for folder in (root / controller / PARENT).iterdir():
-                if folder.is_dir() and folder.name.startswith("run-"):
-                    with contextlib.suppress(OSError):
+                if not folder.name.startswith("run-") or not folder.is_dir():
+                    continue
+                with contextlib.suppress(OSError):
+                    if time.time() - folder.stat().st_mtime > STALE_AFTER_SECONDS:
                         folder.rmdir()
 
 
@@ -150,6 +158,13 @@ class RunCgroup:
         self._usage_before = int(self._read("memory", "memory.usage_in_bytes"))
         self._write("cpuacct", "cpuacct.usage", 0)
         self._own_cpu_before = _own_cpu_ms()
+
+    def relax(self) -> None:
+        """No limits between runs: the runner's own work (the LLM step after grading)
+        must never meet the last run's."""
+        for name in self._memory_limit_files():
+            self._write("memory", name, -1)
+        (self.path("pids") / "pids.max").write_text("max")
 
     def _memory_limit_files(self) -> tuple[str, ...]:
         """memory+swap first; without swap accounting there is no such file to set."""

@@ -77,7 +77,6 @@ def _cgroup_for(limits: Limits, isolation: Isolation) -> RunCgroup | None:
         return None
     processes = limits.processes + (BWRAP_PROCESSES if isolation.namespaces else 0)
     cgroup = runner_cgroup()
-    cgroup.enter()
     cgroup.prepare(limits.memory_bytes, processes)
     return cgroup
 
@@ -133,6 +132,7 @@ def execute(
             os.close(seccomp_fd)
         if cgroup is not None:
             cgroup.kill_all()
+            cgroup.relax()
 
 
 def _status_kb(pid: int | str, field: str) -> int | None:

@@ -386,3 +386,21 @@ def test_memory_hog_gets_memory_error(run, isolation):
         assert result.exit_code == 1
         assert b"MemoryError" in result.stderr
         assert result.max_rss_kb < 128 * 1024
+
+
+def test_between_runs_the_runners_cgroup_has_no_limit(probed, workdir):
+    """The runner stays in its cgroup: its own work after a run (the LLM step) must never
+    meet that run's memory or process limit."""
+    if not probed.cgroup:
+        pytest.skip("no cgroup on this machine: nothing shared with the runner")
+    from runner_image.sandbox.cgroups import runner_cgroup
+
+    if probed.uid is not None:
+        os.chown(workdir, probed.uid, probed.uid)
+    small = Limits(cpu_ms=1000, wall_ms=5000, memory_mb=16, processes=4)
+    execution = execute([*PYTHON, "print(1)"], b"", workdir, small, probed)
+
+    assert execution.exit_code == 0
+    cgroup = runner_cgroup()
+    assert int((cgroup.path("memory") / "memory.limit_in_bytes").read_text()) > 2**60
+    assert (cgroup.path("pids") / "pids.max").read_text().strip() == "max"

@@ -10,6 +10,7 @@ import io
 import os
 import pathlib
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,8 @@ class FakeCgroupfs:
             original_rmdir(self)
 
         def write_text(self: Path, data: str, *args, **kwargs) -> int:
+            if fake.controller_of(self.parent) == "memory" and data.strip() == "-1":
+                data = UNLIMITED  # the kernel's spelling of "no limit" on the way in
             if fake.controller_of(self.parent) == "memory":
                 memory = self.parent / "memory.limit_in_bytes"
                 memsw = self.parent / "memory.memsw.limit_in_bytes"
@@ -82,7 +85,7 @@ class FakeCgroupfs:
                 if self == memsw and int(data) < int(memory.read_text()):
                     raise OSError(errno.EINVAL, "memory+swap below memory", str(self))
             pids_max = fake.controller_of(self.parent) == "pids" and self.name == "pids.max"
-            if pids_max and int(data) < 0:
+            if pids_max and data != "max" and int(data) < 0:
                 raise OSError(errno.EINVAL, "not a process count", str(self))
             return original_write_text(self, data, *args, **kwargs)
 
@@ -272,12 +275,30 @@ def test_remove_deletes_the_folders(cgroupfs, cgroup):
     cgroup.remove()  # already gone: nothing to do
 
 
-def test_stale_cgroups_of_killed_runners_are_removed_busy_ones_kept(cgroupfs):
+def test_stale_cgroups_of_killed_runners_are_removed_busy_and_new_ones_kept(cgroupfs):
     stale = RunCgroup.create(memory_bytes=MIB, max_processes=1, root=cgroupfs.root)
     busy = RunCgroup.create(memory_bytes=MIB, max_processes=1, root=cgroupfs.root)
+    new = RunCgroup.create(memory_bytes=MIB, max_processes=1, root=cgroupfs.root)
     write(busy, "memory", "cgroup.procs", "4242\n")
+    an_hour_ago = time.time() - 3600
+    for old in (stale, busy):
+        os.utime(old.path("memory"), (an_hour_ago, an_hour_ago))
 
     cgroups._remove_stale_cgroups(cgroupfs.root)
 
     assert not stale.path("memory").exists()
-    assert busy.path("memory").exists()
+    assert busy.path("memory").exists()  # processes in it: rmdir refused
+    assert new.path("memory").exists()  # just made: its runner is about to enter
+
+
+def test_relax_lifts_every_limit_between_runs(cgroupfs, cgroup):
+    cgroup.prepare(16 * MIB, 3)
+
+    cgroup.relax()
+
+    assert read(cgroup, "memory", "memory.limit_in_bytes") == UNLIMITED
+    if cgroupfs.swap_accounting:
+        assert read(cgroup, "memory", "memory.memsw.limit_in_bytes") == UNLIMITED
+    assert read(cgroup, "pids", "pids.max") == "max"
+    cgroup.prepare(32 * MIB, 5)  # and the next run's limits go in again, in order
+    assert read(cgroup, "memory", "memory.limit_in_bytes") == str(32 * MIB)
