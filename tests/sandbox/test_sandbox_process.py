@@ -397,7 +397,7 @@ def test_between_runs_the_runners_cgroup_has_no_limit(probed, workdir):
 
     if probed.uid is not None:
         os.chown(workdir, probed.uid, probed.uid)
-    small = Limits(cpu_ms=1000, wall_ms=5000, memory_mb=16, processes=4)
+    small = Limits(cpu_ms=1000, wall_ms=5000, memory_mb=32)
     execution = execute([*PYTHON, "print(1)"], b"", workdir, small, probed)
 
     assert execution.exit_code == 0
