@@ -24,12 +24,29 @@ import resource
 import secrets
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # For the programs: the first the out-of-memory killer chooses (raising needs no privilege).
 OOM_SCORE_ADJ = 1000
+
+
+@contextlib.contextmanager
+def spawning_first_to_kill() -> Iterator[None]:
+    """The runner's OOM score at its highest while it spawns a run (the child inherits it),
+    and back to what it was after: a process may raise its own score and lower it back to
+    where it started without privilege, and an exec of util-linux `choom` costs far more."""
+    adjustment = Path("/proc/self/oom_score_adj")
+    before = adjustment.read_text().strip()
+    adjustment.write_text(str(OOM_SCORE_ADJ))
+    try:
+        yield
+    finally:
+        adjustment.write_text(before)
+
+
 CONTROLLERS = ("memory", "pids", "cpuacct")
 PARENT = "cloudemy-sandbox"
 

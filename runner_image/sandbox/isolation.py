@@ -117,13 +117,13 @@ class Isolation:
         keep_writes: bool = True,
     ) -> list[str]:
         """`argv` under bwrap, for a child spawned with no Python pre-exec hook (much
-        cheaper to start): util-linux `prlimit` sets the run's rlimits, `choom` makes it
-        the out-of-memory killer's first choice, and `setpriv` switches to the sandbox uid
-        before bwrap starts; bwrap installs the seccomp program from `seccomp_fd` itself."""
+        cheaper to start): util-linux `prlimit` sets the run's rlimits and `setpriv`
+        switches to the sandbox uid before bwrap starts; bwrap installs the seccomp program
+        from `seccomp_fd` itself."""
         assert self.bwrap is not None
         processes = limits.processes + self.process_baseline + BWRAP_PROCESSES
         chosen = rlimits(limits, self.cgroup, processes)
-        prefix = [*prlimit_argv(chosen), "choom", "-n", str(OOM_SCORE_ADJ), "--"]
+        prefix = prlimit_argv(chosen)
         if self.uid is not None:
             prefix += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
             prefix += ["--"]

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner_image.sandbox.cgroups import RunCgroup, runner_cgroup
+from runner_image.sandbox.cgroups import RunCgroup, runner_cgroup, spawning_first_to_kill
 from runner_image.sandbox.isolation import Isolation, kill_all_of_uid
 from runner_image.sandbox.languages import SANDBOX_PATH
 from runner_image.sandbox.limits import Limits, rlimits
@@ -120,7 +120,8 @@ def execute(
                 command = isolation.namespaced_command(
                     argv, workdir, limits, seccomp_fd, keep_writes
                 )
-                proc = spawn(command)
+                with spawning_first_to_kill() if cgroup else contextlib.nullcontext():
+                    proc = spawn(command)
             else:
                 proc = spawn(list(argv), preexec_fn=_child_setup(limits, isolation, cgroup))
         if seccomp_fd is not None:
