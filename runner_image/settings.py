@@ -108,6 +108,8 @@ class GradingSettings(EnvSettings):
     """How runners grade: set on the scheduler, which passes them to every runner."""
 
     runner_require_isolation: IsolationLevel = IsolationLevel.BASIC
+    # Retries of the runner's reports to the backend (with backoff), on top of the first.
+    result_post_retries: int = Field(default=2, ge=0, le=10)
     llm_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"
     llm_base_url: str | None = None
@@ -123,7 +125,6 @@ class RunnerSettings(GradingSettings):
     redis_url: str
     backend_internal_url: str
     internal_result_token: SecretStr
-    result_post_retries: int = Field(default=2, ge=0, le=10)
 
     SECRET_VARIABLES: ClassVar[tuple[str, ...]] = ("INTERNAL_RESULT_TOKEN", "LLM_API_KEY")
 

@@ -160,6 +160,7 @@ def flower(port: int, address: str | None, flower_args: tuple[str, ...]) -> None
 def create_user(email: str, name: str, role: str, password: str) -> None:
     """Create an account (instructors are created this way)."""
     from pydantic import ValidationError
+    from pymongo.errors import PyMongoError
 
     from webapp.blueprints.accounts import create_user as save_user
     from webapp.errors import ApiError
@@ -173,6 +174,8 @@ def create_user(email: str, name: str, role: str, password: str) -> None:
         user = save_user(body.email, body.name, body.password, role=role)
     except (ValidationError, ApiError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
+    except PyMongoError as exc:
+        raise click.ClickException(f"MongoDB at MONGO_URI is unreachable: {exc}") from exc
     click.echo(f"created {role} {user.email} ({user.id})")
 
 

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, jsonify, request
 from pydantic import BaseModel, ValidationError
+from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
@@ -120,6 +122,21 @@ def register_error_handlers(app: Flask) -> None:
             f"request body is larger than {limit} bytes",
             {"limit_bytes": limit},
         )
+
+    @app.errorhandler(PyMongoError)
+    @app.errorhandler(RedisError)
+    def _dependency_down(exc: Exception):
+        """MongoDB or Redis unreachable: the client may retry, nothing was half-done that
+        the conditional updates would not undo."""
+        log.warning("%s %s: a dependency is unreachable: %s", request.method, request.path, exc)
+        response, status = error_response(
+            503,
+            "dependency_unavailable",
+            "a service the API depends on is unreachable; please retry",
+            {"retry_after_seconds": 5},
+        )
+        response.headers["Retry-After"] = "5"
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

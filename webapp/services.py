@@ -41,7 +41,10 @@ def connect_mongo(settings: WebappSettings) -> Database:
         db=settings.db_name,
         host=settings.mongo_uri,
         uuidRepresentation="standard",
-        serverSelectionTimeoutMS=3000,
+        # An unreachable MongoDB is a 503 within about a second (webapp.errors), not a
+        # request hanging on it.
+        serverSelectionTimeoutMS=1000,
+        connectTimeoutMS=1000,
     )
     return mongoengine.get_db()
 
@@ -49,7 +52,7 @@ def connect_mongo(settings: WebappSettings) -> Database:
 def make_services(settings: WebappSettings, database: Database | None = None) -> Services:
     return Services(
         database=database if database is not None else connect_mongo(settings),
-        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3),
+        redis=redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=1),
         celery=make_celery(settings),
     )
 

@@ -51,6 +51,7 @@ class Launcher(ABC):
             "BACKEND_INTERNAL_URL": settings.backend_internal_url,
             "INTERNAL_RESULT_TOKEN": token,
             "RUNNER_REQUIRE_ISOLATION": str(settings.runner_require_isolation),
+            "RESULT_POST_RETRIES": str(settings.result_post_retries),
             "LLM_MODEL": settings.llm_model,
             "LLM_TIMEOUT_SECONDS": str(settings.llm_timeout_seconds),
             "LLM_MAX_RETRIES": str(settings.llm_max_retries),

@@ -126,6 +126,12 @@ def test_runner_env_passes_on_the_required_isolation():
     assert strict.runner_env(SUBMISSION_ID)["RUNNER_REQUIRE_ISOLATION"] == "strict"
 
 
+def test_runner_env_passes_on_the_report_retries():
+    assert _NoopLauncher(_settings()).runner_env(SUBMISSION_ID)["RESULT_POST_RETRIES"] == "2"
+    patient = _NoopLauncher(_settings(result_post_retries=5))
+    assert patient.runner_env(SUBMISSION_ID)["RESULT_POST_RETRIES"] == "5"
+
+
 def test_runner_env_without_an_llm_key_has_no_llm_base_url():
     assert "LLM_BASE_URL" not in _NoopLauncher(_settings()).runner_env(SUBMISSION_ID)
 
