@@ -12,8 +12,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP)
 
+PORT ?= 8000
+
 dev: $(STAMP)
-	$(VENV)/bin/cloudemy dev
+	$(VENV)/bin/cloudemy dev --port $(PORT)
 
 demo: $(STAMP)
 	$(VENV)/bin/cloudemy demo

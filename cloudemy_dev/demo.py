@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from cloudemy_dev.demo_data import (
     DEMO_STUDENT,
     SOLUTIONS,
 )
-from cloudemy_dev.devstack import dev_stack
+from cloudemy_dev.devstack import StackFailed, dev_stack
 from runner_image.contract import FINAL_STATUSES, Verdict
 
 EXPECTED_VERDICTS = {
@@ -61,10 +62,12 @@ def demo_assignment_id(api_url: str, headers: dict[str, str]) -> str:
     return next(a["id"] for a in response.json()["items"] if a["title"] == DEMO_ASSIGNMENT_TITLE)
 
 
-def _print_usage(api_url: str) -> None:
+def _print_usage(api_url: str, redis_url: str) -> None:
     print(
         f"""
 Cloudemy is running at {api_url}   (Ctrl-C stops everything)
+Redis (broker and bundles): {redis_url}
+Flower: REDIS_URL={redis_url} .venv/bin/cloudemy flower
 Demo accounts: {DEMO_STUDENT["email"]} / {DEMO_STUDENT["password"]}   (student)
                {DEMO_INSTRUCTOR["email"]} / {DEMO_INSTRUCTOR["password"]}   (instructor)
 
@@ -80,13 +83,24 @@ Demo accounts: {DEMO_STUDENT["email"]} / {DEMO_STUDENT["password"]}   (student)
     )
 
 
+def _stop_on(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_dev(port: int) -> int:
-    with dev_stack(port=port, redis_url=os.environ.get("REDIS_URL")) as stack:
-        _print_usage(stack.api_url)
-        try:
+    """Until Ctrl-C, SIGTERM or SIGHUP; then every process of the stack is stopped (and
+    each also gets SIGTERM should this one die without stopping them)."""
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _stop_on)
+    try:
+        with dev_stack(port=port, redis_url=os.environ.get("REDIS_URL")) as stack:
+            _print_usage(stack.api_url, stack.redis_url)
             signal.pause()
-        except KeyboardInterrupt:
-            print("stopping", flush=True)
+    except StackFailed as exc:
+        print(f"cloudemy dev: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("stopped", flush=True)
     return 0
 
 

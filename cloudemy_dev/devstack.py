@@ -3,10 +3,12 @@ set-up. `cloudemy dev`, `cloudemy demo` and the integration tests all start it t
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +26,8 @@ from celery import Celery
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -31,16 +35,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(check, timeout: float, what: str) -> None:
+class StackFailed(RuntimeError):
+    """A part of the dev stack could not start; the message says which and why."""
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _die_with_parent() -> None:
+    """A child of the dev stack gets SIGTERM if the process that started it dies."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def wait_until(
+    check, timeout: float, what: str, watched: list[subprocess.Popen] | None = None
+) -> None:
+    """Poll `check` until it holds; fail at once if a watched process has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        for process in watched or ():
+            if process.poll() is not None:
+                raise StackFailed(
+                    f"{what} did not start: {' '.join(map(str, process.args[:4]))} exited "
+                    f"with code {process.returncode}"
+                )
         try:
             if check():
                 return
         except Exception:
             pass
         time.sleep(0.1)
-    raise TimeoutError(f"{what} did not come up within {timeout:.0f} s")
+    raise StackFailed(f"{what} did not come up within {timeout:.0f} s")
 
 
 @contextmanager
@@ -65,10 +96,11 @@ def private_redis() -> Iterator[str]:
                 workdir,
             ],
             stdout=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         url = f"redis://127.0.0.1:{port}/0"
         try:
-            wait_until(lambda: redis.Redis.from_url(url).ping(), 15, "redis-server")
+            wait_until(lambda: redis.Redis.from_url(url).ping(), 15, "redis-server", [process])
             yield url
         finally:
             process.terminate()
@@ -135,6 +167,11 @@ def dev_stack(
     """Start Redis (private unless `redis_url` is given), the webapp under gunicorn, and one
     Celery worker with the local launcher; stop them all on exit."""
     port = port or free_port()
+    if port_in_use(port):
+        raise StackFailed(
+            f"port {port} is already in use (another Cloudemy, or another program); "
+            "choose another with --port or PORT"
+        )
     with _redis_for_stack(redis_url) as url:
         env = stack_env(url, port, extra_env)
         stack = DevStack(api_url=f"http://127.0.0.1:{port}", redis_url=url, env=env)
@@ -157,6 +194,7 @@ def dev_stack(
                     env=env,
                     stdout=output("webapp"),
                     stderr=subprocess.STDOUT if log_dir else None,
+                    preexec_fn=_die_with_parent,
                 )
             )
             stack.processes.append(
@@ -172,12 +210,16 @@ def dev_stack(
                     env=env,
                     stdout=output("worker"),
                     stderr=subprocess.STDOUT if log_dir else None,
+                    preexec_fn=_die_with_parent,
                 )
             )
             wait_until(
-                lambda: requests.get(f"{stack.api_url}/readyz", timeout=2).ok, 60, "the webapp"
+                lambda: requests.get(f"{stack.api_url}/readyz", timeout=2).ok,
+                60,
+                "the webapp",
+                stack.processes,
             )
-            wait_until(lambda: _worker_is_up(url), 60, "the scheduler worker")
+            wait_until(lambda: _worker_is_up(url), 60, "the scheduler worker", stack.processes)
             yield stack
         finally:
             for process in reversed(stack.processes):

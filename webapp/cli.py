@@ -190,7 +190,12 @@ def _dev_tools():
 
 
 @main.command()
-@click.option("--port", default=8000, show_default=True)
+@click.option(
+    "--port",
+    type=int,
+    default=lambda: int(os.environ.get("PORT", "8000")),
+    show_default="PORT or 8000",
+)
 def dev(port: int) -> None:
     """Run everything on this machine (embedded MongoDB stand-in and Redis when not given)."""
     sys.exit(_dev_tools().run_dev(port))
