@@ -107,6 +107,9 @@ class RunCgroup:
     _oom_kills_before: int | None = None
     _usage_before: int = 0
     _own_cpu_before: float = 0.0
+    # Processes in the cgroup before the run: the runner, and whatever else it had started
+    # by then (a test process's own servers). Never the run's, never killed with it.
+    _residents: frozenset[int] = frozenset()
 
     @classmethod
     def create(cls, memory_bytes: int, max_processes: int, root: Path = CGROUP_ROOT) -> RunCgroup:
@@ -162,7 +165,8 @@ class RunCgroup:
         The runner's own tasks count against the process cap while it is inside."""
         if self.entered:
             memory_bytes += int(self._read("memory", "memory.usage_in_bytes"))
-            max_processes += len(os.listdir("/proc/self/task"))
+            max_processes += int(self._read("pids", "pids.current"))
+            self._residents = frozenset(self._members())
         memory = self._memory_limit_files()
         current = int(self._read("memory", "memory.limit_in_bytes"))
         # memory+swap may never be below memory: raise it first, lower it last.
@@ -215,10 +219,14 @@ class RunCgroup:
         own = _own_cpu_ms() - self._own_cpu_before if self.entered else 0.0
         return max(int(total - own), 0)
 
+    def _members(self) -> list[int]:
+        return [int(pid) for pid in self._read("pids", "cgroup.procs").split()]
+
     def processes(self) -> list[int]:
-        """The run's processes: everything in the cgroup but the runner."""
+        """The run's processes: everything in the cgroup but the runner and what was
+        there before the run."""
         me = os.getpid()
-        return [pid for pid in map(int, self._read("pids", "cgroup.procs").split()) if pid != me]
+        return [pid for pid in self._members() if pid != me and pid not in self._residents]
 
     def kill_all(self, timeout: float = 2.0) -> None:
         """SIGKILL every process of the run until none is left (a fork racing the kill

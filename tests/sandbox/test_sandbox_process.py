@@ -216,7 +216,9 @@ def test_resource_limits_are_applied(run, isolation):
     # With a cgroup, memory and processes are capped by it instead of by rlimits.
     assert address_space == str(resource.RLIM_INFINITY).encode()
     few = Limits(cpu_ms=1500, wall_ms=5000, memory_mb=128, processes=8)
-    started, refusal = run(FORK_UNTIL_REFUSED, limits=few).stdout.split()
+    forked = run(FORK_UNTIL_REFUSED, limits=few)
+    assert forked.stdout, forked.stderr
+    started, refusal = forked.stdout.split()
     # The program and its children stay within the cap, give or take the slot the runner
     # held in the cgroup for the instant it spawned the run (its one thread), freed after.
     assert int(started) <= few.processes

@@ -35,7 +35,7 @@ def kernel_files(controller: str, swap_accounting: bool) -> dict[str, str]:
         if swap_accounting:
             files["memory.memsw.limit_in_bytes"] = UNLIMITED
     elif controller == "pids":
-        files["pids.max"] = "max"
+        files |= {"pids.max": "max", "pids.current": "0"}
     elif controller == "cpuacct":
         files["cpuacct.usage"] = "987654321"
     return files
@@ -186,10 +186,10 @@ def test_the_runners_own_share_is_left_out_of_the_peak_and_raises_the_limit(
     monkeypatch.setattr(cgroup, "_current", lambda controller: cgroupfs.root / controller)
     cgroup.enter()
     write(cgroup, "memory", "memory.usage_in_bytes", str(3 * MIB))
+    write(cgroup, "pids", "pids.current", "3")  # the runner's tasks, and what else it runs
     cgroup.prepare(64 * MIB, 10)
     assert read(cgroup, "memory", "memory.limit_in_bytes") == str(67 * MIB)
-    tasks = len(os.listdir("/proc/self/task"))
-    assert read(cgroup, "pids", "pids.max") == str(10 + tasks)
+    assert read(cgroup, "pids", "pids.max") == str(10 + 3)
     write(cgroup, "memory", "memory.max_usage_in_bytes", str(3 * MIB + 10 * MIB))
     assert cgroup.peak_memory_kb() == 10 * 1024
 
@@ -302,3 +302,18 @@ def test_relax_lifts_every_limit_between_runs(cgroupfs, cgroup):
     assert read(cgroup, "pids", "pids.max") == "max"
     cgroup.prepare(32 * MIB, 5)  # and the next run's limits go in again, in order
     assert read(cgroup, "memory", "memory.limit_in_bytes") == str(32 * MIB)
+
+
+def test_what_was_in_the_cgroup_before_a_run_is_neither_listed_nor_killed(
+    cgroupfs, monkeypatch
+):
+    """A process the runner had started before (a test process's own server) is no part
+    of the run."""
+    cgroup = RunCgroup.create(memory_bytes=256 * MIB, max_processes=12, root=cgroupfs.root)
+    monkeypatch.setattr(cgroup, "_current", lambda controller: cgroupfs.root / controller)
+    cgroup.enter()
+    write(cgroup, "pids", "cgroup.procs", f"{os.getpid()}\n777\n")
+    cgroup.prepare(64 * MIB, 10)
+    write(cgroup, "pids", "cgroup.procs", f"{os.getpid()}\n777\n888\n")
+
+    assert cgroup.processes() == [888]
