@@ -215,7 +215,7 @@ def test_resource_limits_are_applied(run, isolation):
         return
     # With a cgroup, memory and processes are capped by it instead of by rlimits.
     assert address_space == str(resource.RLIM_INFINITY).encode()
-    few = Limits(cpu_ms=1500, wall_ms=5000, memory_mb=128, processes=8)
+    few = Limits(cpu_ms=1500, wall_ms=5000, memory_mb=128, processes=16)
     forked = run(FORK_UNTIL_REFUSED, limits=few)
     assert forked.stdout, forked.stderr
     started, refusal = forked.stdout.split()
