@@ -24,10 +24,15 @@ def object_id_or_404(raw: str, what: str) -> ObjectId:
         raise ApiError(404, "not_found", f"{what} not found") from exc
 
 
+def bearer_token() -> str | None:
+    """The token of the request's `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token if scheme.lower() == "bearer" else None
+
+
 def _current_user() -> User:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token()
+    if not token:
         raise ApiError(401, "unauthorized", "missing bearer token")
     user_id = user_id_from_access_token(
         token.strip(), app_settings().secret_key.get_secret_value()

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import limits
-from pydantic import AfterValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from pydantic_settings import NoDecode
 
-from runner_image.settings import long_random_secret
-from tasks.settings import SchedulerSettings
+from tasks.settings import SchedulerSettings, SigningSecret
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://cloudemy.local")
 
@@ -32,7 +31,7 @@ class WebappSettings(SchedulerSettings):
     mongo_uri: str = Field(pattern=r"^(mongodb|mongodb\+srv|mongomock)://")
     db_name: str = "cloudemy"
     # Signs the users' bearer tokens.
-    secret_key: Annotated[SecretStr, AfterValidator(long_random_secret)]
+    secret_key: SigningSecret
     cors_origins: CommaSeparated = DEFAULT_CORS_ORIGINS
     access_token_ttl_seconds: int = Field(default=3600, ge=60)
     max_code_bytes: int = Field(default=64 * 1024, ge=1)
@@ -61,7 +60,7 @@ class WebappSettings(SchedulerSettings):
     event_stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
     # Prometheus scrapes /metrics with `Authorization: Bearer <METRICS_TOKEN>`; without
     # one set, /metrics is refused.
-    metrics_token: Annotated[SecretStr, AfterValidator(long_random_secret)] | None = None
+    metrics_token: SigningSecret | None = None
     # Languages the runners can build; None means every language the runner knows (the
     # runner image installs all of them). The local launcher also checks this machine.
     runner_languages: CommaSeparated | None = None

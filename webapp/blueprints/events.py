@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from runner_image.contract import FINAL_STATUSES
 from webapp.auth import login_required
-from webapp.blueprints.submissions import is_instructor_of, readable_submission
+from webapp.blueprints.submissions import readable_submission
 from webapp.errors import ApiError
 from webapp.events import channel
 from webapp.models import Submission
@@ -45,8 +45,7 @@ def _event(name: str, data: dict) -> str:
 @bp.get("/submissions/<submission_id>/events")
 @login_required()
 def submission_events(submission_id: str):
-    submission, assignment = readable_submission(g.user, submission_id)
-    is_instructor = is_instructor_of(g.user, assignment)
+    submission, assignment, is_instructor = readable_submission(g.user, submission_id)
     slots: threading.BoundedSemaphore = current_app.extensions[SLOTS]
     if not slots.acquire(blocking=False):
         raise ApiError(

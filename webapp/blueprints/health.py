@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from runner_image.contract import token_matches
+from webapp.auth import bearer_token
 from webapp.errors import ApiError
 from webapp.metrics import REGISTRY
 from webapp.services import app_settings, services
@@ -61,7 +62,6 @@ def metrics():
     token = app_settings().metrics_token
     if token is None:
         raise ApiError(403, "metrics_disabled", "set METRICS_TOKEN to scrape /metrics")
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token_matches(token.get_secret_value(), presented):
+    if not token_matches(token.get_secret_value(), bearer_token()):
         raise ApiError(401, "unauthorized", "/metrics needs the METRICS_TOKEN bearer token")
     return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)

@@ -25,7 +25,7 @@ from flask import Blueprint, Response, jsonify, request
 from redis.exceptions import RedisError
 
 from runner_image.contract import OPEN_STATUSES, submission_token, token_matches
-from webapp.auth import object_id_or_404
+from webapp.auth import bearer_token, object_id_or_404
 from webapp.errors import ApiError, json_object_body, not_found
 from webapp.models import Submission
 from webapp.services import app_settings, services
@@ -65,11 +65,6 @@ def budget_key(submission_id: str) -> str:
     return f"{BUDGET_KEY_PREFIX}{submission_id}"
 
 
-def _bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
-
-
 def _openai_error(status: int, code: str, message: str, kind: str) -> Response:
     """An error in OpenAI's shape, for failures on the provider's side of the gateway: the
     runner's client reads them as it would the provider's own."""
@@ -83,7 +78,7 @@ def chat_completions(submission_id: str) -> Response:
     settings = app_settings()
     # The token first, so an unknown id reveals nothing without one.
     expected = submission_token(settings.internal_result_token.get_secret_value(), submission_id)
-    if not token_matches(expected, _bearer_token()):
+    if not token_matches(expected, (bearer_token() or "").strip()):
         raise ApiError(401, "invalid_token", "missing or invalid bearer token")
     oid = object_id_or_404(submission_id, "submission")
     submission = Submission.objects(id=oid).only("status").first()

@@ -85,22 +85,25 @@ def create_submission(assignment_id: str):
     return response, 202
 
 
-def readable_submission(user: User, submission_id: str) -> tuple[Submission, Assignment | None]:
-    """The submission with its assignment, if `user` owns it or teaches it; else 404."""
+def readable_submission(
+    user: User, submission_id: str
+) -> tuple[Submission, Assignment | None, bool]:
+    """The submission, its assignment and whether `user` teaches it, if `user` owns it or
+    teaches it; else 404."""
     submission = Submission.objects(id=object_id_or_404(submission_id, "submission")).first()
     if submission is None:
         raise not_found("submission")
     assignment = Assignment.objects(id=submission.assignment_id).first()
-    if submission.user_id != user.id and not is_instructor_of(user, assignment):
+    is_instructor = is_instructor_of(user, assignment)
+    if submission.user_id != user.id and not is_instructor:
         raise not_found("submission")
-    return submission, assignment
+    return submission, assignment, is_instructor
 
 
 @bp.get("/submissions/<submission_id>")
 @login_required()
 def get_submission(submission_id: str):
-    submission, assignment = readable_submission(g.user, submission_id)
-    is_instructor = is_instructor_of(g.user, assignment)
+    submission, assignment, is_instructor = readable_submission(g.user, submission_id)
     return jsonify(submission_json(submission, assignment, is_instructor=is_instructor))
 
 
