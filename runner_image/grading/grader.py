@@ -18,7 +18,7 @@ from runner_image.grading.judge import (
     judge,
     judge_execution,
 )
-from runner_image.sandbox.isolation import Isolation
+from runner_image.sandbox.isolation import Isolation, in_child_as
 from runner_image.sandbox.languages import LANGUAGES, LanguageSpec, language_problem
 from runner_image.sandbox.namespaces import SANDBOX_WORKDIR
 from runner_image.sandbox.process import Limits, execute
@@ -102,21 +102,16 @@ def _remove(folder: Path, isolation: Isolation) -> None:
     the sandbox uid's, so they are deleted as that uid: root never walks a directory that
     untrusted code could write. The emptied folder itself sits in root's grading folder."""
     if isolation.uid is not None:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.setgroups([])
-                os.setgid(isolation.uid)
-                os.setuid(isolation.uid)
-                for entry in os.scandir(folder):
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
-                    else:
-                        os.unlink(entry.path)
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
+        in_child_as(isolation.uid, lambda: _empty(folder))
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _empty(folder: Path) -> None:
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            os.unlink(entry.path)
 
 
 def _run_test(

@@ -163,8 +163,9 @@ class RunCgroup:
     def prepare(self, memory_bytes: int, max_processes: int) -> None:
         """Limits for the next run, and its counters from now. No run is in the cgroup.
         The runner's own tasks count against the process cap while it is inside."""
+        usage = int(self._read("memory", "memory.usage_in_bytes"))
         if self.entered:
-            memory_bytes += int(self._read("memory", "memory.usage_in_bytes"))
+            memory_bytes += usage
             max_processes += int(self._read("pids", "pids.current"))
             self._residents = frozenset(self._members())
         memory = self._memory_limit_files()
@@ -176,7 +177,7 @@ class RunCgroup:
         self._write("memory", "memory.max_usage_in_bytes", 0)
         self._write("memory", "memory.failcnt", 0)
         self._oom_kills_before = self._oom_kills()
-        self._usage_before = int(self._read("memory", "memory.usage_in_bytes"))
+        self._usage_before = usage
         self._write("cpuacct", "cpuacct.usage", 0)
         self._own_cpu_before = _own_cpu_ms()
 

@@ -33,7 +33,7 @@ from functools import cache
 from pathlib import Path
 
 from runner_image.contract import IsolationLevel
-from runner_image.sandbox.cgroups import OOM_SCORE_ADJ, cgroups_available
+from runner_image.sandbox.cgroups import cgroups_available
 from runner_image.sandbox.limits import Limits, prlimit_argv, rlimits
 from runner_image.sandbox.namespaces import (
     BWRAP_PROCESSES,
@@ -142,15 +142,10 @@ class Isolation:
         seccomp_filter = build_filter(self.runner_pid) if self.seccomp else None
 
         def apply() -> None:
-            if self.cgroup:  # the runner shares the cgroup: the program is OOM's first pick
-                with open("/proc/self/oom_score_adj", "w") as adjustment:
-                    adjustment.write(str(OOM_SCORE_ADJ))
             if self.network_namespace:
                 _unshare_network()
             if self.uid is not None:
-                os.setgroups([])
-                os.setgid(self.uid)
-                os.setuid(self.uid)
+                become(self.uid)
             if seccomp_filter is not None:
                 seccomp_filter.load()
 
@@ -188,16 +183,29 @@ def runner_sandbox_uid() -> int | None:
         return None
 
 
-def kill_all_of_uid(uid: int) -> None:
-    """Kill every process of the sandbox uid, including any that left the process group."""
+def become(uid: int) -> None:
+    """This process as `uid` alone: no supplementary group, no way back."""
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def in_child_as(uid: int, action: Callable[[], None]) -> None:
+    """`action` in a forked child that has become `uid`, waited for: what the sandbox uid
+    is to do (kill its processes, delete its files) is done with its rights alone."""
     pid = os.fork()
     if pid == 0:
         try:
-            os.setuid(uid)
-            os.kill(-1, signal.SIGKILL)
+            become(uid)
+            action()
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
+
+
+def kill_all_of_uid(uid: int) -> None:
+    """Kill every process of the sandbox uid, including any that left the process group."""
+    in_child_as(uid, lambda: os.kill(-1, signal.SIGKILL))
 
 
 PROBE_LIMITS = Limits(cpu_ms=5000, wall_ms=10_000, memory_mb=64)

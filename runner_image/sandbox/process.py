@@ -45,9 +45,9 @@ class Execution:
     out_of_memory: bool = False
 
 
-def _child_setup(limits: Limits, isolation: Isolation, cgroup: RunCgroup | None):
+def _child_setup(limits: Limits, isolation: Isolation):
     """Without namespaces: the rlimits, then the isolation layers, in the forked child."""
-    chosen = rlimits(limits, cgroup is not None, limits.processes + isolation.process_baseline)
+    chosen = rlimits(limits, isolation.cgroup, limits.processes + isolation.process_baseline)
     isolate = isolation.child_hook()
 
     def apply() -> None:
@@ -113,17 +113,19 @@ def execute(
                 close_fds=True,
                 pass_fds=() if seccomp_fd is None else (seccomp_fd,),
             )
-            # A run starts in the cgroup because the runner is in it (see cgroups.py).
             if isolation.namespaces:
                 # No Python pre-exec hook: the child is spawned by vfork+exec, several ms
                 # faster than fork for a runner of this size.
                 command = isolation.namespaced_command(
                     argv, workdir, limits, seccomp_fd, keep_writes
                 )
-                with spawning_first_to_kill() if cgroup else contextlib.nullcontext():
-                    proc = spawn(command)
+                setup = None
             else:
-                proc = spawn(list(argv), preexec_fn=_child_setup(limits, isolation, cgroup))
+                command, setup = list(argv), _child_setup(limits, isolation)
+            # A run starts in the cgroup because the runner is in it (see cgroups.py), and
+            # with the OOM score that makes it, never the runner, the OOM killer's choice.
+            with spawning_first_to_kill() if cgroup else contextlib.nullcontext():
+                proc = spawn(command, preexec_fn=setup)
         if seccomp_fd is not None:
             os.close(seccomp_fd)
             seccomp_fd = None
