@@ -1,4 +1,5 @@
-"""Documents to the JSON shapes of api.md. Pure: what a caller may see is decided here."""
+"""Documents to the response models (webapp.responses). Pure: what a caller may see is
+decided here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from runner_image.contract import STAFF_ONLY_METRICS, TestCase, TestResult
 from webapp.models import Assignment, Submission, User
+from webapp.responses import AssignmentOut, SubmissionOut, TestCaseOut, TestResultOut, UserOut
 
 ROW_FIELDS = {"name", "verdict", "score", "max_score", "time_ms", "memory_kb"}
 
@@ -17,65 +19,59 @@ def iso(moment: datetime | None) -> str | None:
     return moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
-def user_json(user: User) -> dict[str, Any]:
-    return {"id": str(user.id), "email": user.email, "name": user.name, "role": user.role}
+def user_json(user: User) -> UserOut:
+    return UserOut(id=str(user.id), email=user.email, name=user.name, role=user.role)
 
 
 def _io_fields(case: TestCase) -> set[str]:
     return {"call", "expected"} if case.call is not None else {"stdin", "expected_stdout"}
 
 
-def _test_case_json(case: TestCase, reveal_hidden: bool) -> dict[str, Any]:
-    shown = case.model_dump(mode="json", include={"name", "hidden", "weight"})
+def _test_case_json(case: TestCase, reveal_hidden: bool) -> TestCaseOut:
+    shown = case.model_dump(include={"name", "hidden", "weight"})
     if reveal_hidden or not case.hidden:
-        shown |= case.model_dump(mode="json", include=_io_fields(case) | {"compare", "tolerance"})
-    return shown
+        shown |= case.model_dump(include=_io_fields(case) | {"compare", "tolerance"})
+    return TestCaseOut(**shown)
 
 
-def assignment_json(assignment: Assignment, is_owner: bool) -> dict[str, Any]:
-    return {
-        "id": str(assignment.id),
-        "owner_id": str(assignment.owner_id),
-        "title": assignment.title,
-        "description": assignment.description,
-        "language": assignment.language,
-        "starter_code": assignment.starter_code,
-        "tests": [_test_case_json(t, reveal_hidden=is_owner) for t in assignment.test_cases],
-        "time_limit_ms": assignment.time_limit_ms,
-        "memory_limit_mb": assignment.memory_limit_mb,
-        "max_score": assignment.max_score,
-        "max_attempts": assignment.max_attempts,
-        "due_at": iso(assignment.due_at),
-        "published": assignment.published,
-        "feedback": _feedback_json(assignment, is_owner),
-        "created_at": iso(assignment.created_at),
-        "updated_at": iso(assignment.updated_at),
-    }
-
-
-def _feedback_json(assignment: Assignment, is_owner: bool) -> dict[str, Any]:
-    feedback = assignment.feedback_settings.model_dump(mode="json")
-    if not is_owner:
-        feedback["rubric"] = None
-    return feedback
+def assignment_json(assignment: Assignment, is_owner: bool) -> AssignmentOut:
+    feedback = assignment.feedback_settings
+    return AssignmentOut(
+        id=str(assignment.id),
+        owner_id=str(assignment.owner_id),
+        title=assignment.title,
+        description=assignment.description,
+        language=assignment.language,
+        starter_code=assignment.starter_code,
+        tests=[_test_case_json(t, reveal_hidden=is_owner) for t in assignment.test_cases],
+        time_limit_ms=assignment.time_limit_ms,
+        memory_limit_mb=assignment.memory_limit_mb,
+        max_score=assignment.max_score,
+        max_attempts=assignment.max_attempts,
+        due_at=iso(assignment.due_at),
+        published=assignment.published,
+        feedback=feedback if is_owner else feedback.model_copy(update={"rubric": None}),
+        created_at=iso(assignment.created_at),
+        updated_at=iso(assignment.updated_at),
+    )
 
 
 def _test_result_json(
     result: TestResult, case: TestCase | None, reveal_hidden: bool
-) -> dict[str, Any]:
+) -> TestResultOut:
     # Hidden now or when graded: an instructor may hide a test after results exist.
     hidden = result.hidden or (case is not None and case.hidden)
-    shown = result.model_dump(mode="json", include=ROW_FIELDS) | {"hidden": hidden}
+    shown = result.model_dump(include=ROW_FIELDS) | {"hidden": hidden}
     if hidden and not reveal_hidden:
         # Resource figures could spell out a hidden input; the fields stay, empty.
         shown |= {"time_ms": None, "memory_kb": None}
     if reveal_hidden or not hidden:
         if case is not None:
-            shown |= case.model_dump(mode="json", include=_io_fields(case))
+            shown |= case.model_dump(include=_io_fields(case))
         else:
             shown |= {"stdin": None, "expected_stdout": None}
         shown |= {"stdout": result.stdout, "message": result.message}
-    return shown
+    return TestResultOut(**shown)
 
 
 def _metrics_json(submission: Submission, is_instructor: bool) -> dict[str, Any]:
@@ -88,33 +84,32 @@ def _metrics_json(submission: Submission, is_instructor: bool) -> dict[str, Any]
 
 def submission_json(
     submission: Submission, assignment: Assignment | None, is_instructor: bool
-) -> dict[str, Any]:
+) -> SubmissionOut:
     """Students never see a hidden test's input, expected output or their output for it."""
     cases = {t.name: t for t in assignment.test_cases} if assignment else {}
-    shown = {
-        "id": str(submission.id),
-        "assignment_id": str(submission.assignment_id),
-        "user_id": str(submission.user_id),
-        "language": submission.language,
-        "code": submission.code,
-        "status": submission.status,
-        "verdict": submission.verdict,
-        "score": submission.score,
-        "max_score": submission.max_score,
-        "fail_tags": list(submission.fail_tags),
-        "feedback": submission.feedback,
-        "tests": [
+    staff_only = {"instructor_tags": list(submission.instructor_tags)} if is_instructor else {}
+    return SubmissionOut(
+        id=str(submission.id),
+        assignment_id=str(submission.assignment_id),
+        user_id=str(submission.user_id),
+        language=submission.language,
+        code=submission.code,
+        status=submission.status,
+        verdict=submission.verdict,
+        score=submission.score,
+        max_score=submission.max_score,
+        fail_tags=list(submission.fail_tags),
+        feedback=submission.feedback,
+        tests=[
             _test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor)
             for r in submission.test_results
         ],
-        "metrics": _metrics_json(submission, is_instructor),
-        "attempt": submission.attempt,
-        "job_name": submission.job_name,
-        "created_at": iso(submission.created_at),
-        "scheduled_at": iso(submission.scheduled_at),
-        "started_at": iso(submission.started_at),
-        "finished_at": iso(submission.finished_at),
-    }
-    if is_instructor:
-        shown["instructor_tags"] = list(submission.instructor_tags)
-    return shown
+        metrics=_metrics_json(submission, is_instructor),
+        attempt=submission.attempt,
+        job_name=submission.job_name,
+        created_at=iso(submission.created_at),
+        scheduled_at=iso(submission.scheduled_at),
+        started_at=iso(submission.started_at),
+        finished_at=iso(submission.finished_at),
+        **staff_only,
+    )

@@ -9,6 +9,8 @@ from webapp.auth import login_required
 from webapp.errors import ApiError, parse_body
 from webapp.limits import LoginBackoff, limiter
 from webapp.models import User
+from webapp.openapi import operation, public_api
+from webapp.responses import TokenOut, UserOut
 from webapp.schemas import LoginBody, RegisterBody
 from webapp.security import hash_password, issue_access_token, verify_password
 from webapp.serializers import user_json
@@ -28,11 +30,20 @@ def create_user(email: str, name: str, password: str, role: str = "student") -> 
 
 
 @bp.post("/auth/register")
+@operation(
+    public_api,
+    tags=("accounts",),
+    body=RegisterBody,
+    ok={201: UserOut},
+    errors={409: "`email_taken`", 429: "per client address"},
+    security=None,
+)
 @limiter.limit(lambda: app_settings().rate_limit_register)
 def register():
+    """Create a student account."""
     body = parse_body(RegisterBody)
     user = create_user(body.email, body.name, body.password)
-    return jsonify(user_json(user)), 201
+    return jsonify(user_json(user).json_body()), 201
 
 
 def _login_backoff() -> LoginBackoff:
@@ -43,8 +54,20 @@ def _login_backoff() -> LoginBackoff:
 
 
 @bp.post("/auth/login")
+@operation(
+    public_api,
+    tags=("accounts",),
+    body=LoginBody,
+    ok={200: TokenOut},
+    errors={
+        401: "`invalid_credentials`",
+        429: "per client address; `login_backoff` after repeated failures for one account",
+    },
+    security=None,
+)
 @limiter.limit(lambda: app_settings().rate_limit_login)
 def login():
+    """Sign in: a bearer token for the `Authorization` header."""
     body = parse_body(LoginBody)
     backoff = _login_backoff()
     backoff.check(body.email)
@@ -58,15 +81,15 @@ def login():
         str(user.id), settings.secret_key.get_secret_value(), settings.access_token_ttl_seconds
     )
     return jsonify(
-        {
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": settings.access_token_ttl_seconds,
-        }
+        TokenOut(
+            access_token=token, token_type="Bearer", expires_in=settings.access_token_ttl_seconds
+        ).json_body()
     )
 
 
 @bp.get("/me")
+@operation(public_api, tags=("accounts",), ok={200: UserOut})
 @login_required()
 def me():
-    return jsonify(user_json(g.user))
+    """The signed-in caller."""
+    return jsonify(user_json(g.user).json_body())

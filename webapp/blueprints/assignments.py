@@ -15,7 +15,9 @@ from tasks.settings import LauncherKind
 from webapp.auth import login_required, object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.models import Assignment, User, utcnow
-from webapp.pagination import paginated
+from webapp.openapi import operation, public_api
+from webapp.pagination import PageQuery, paginated
+from webapp.responses import AssignmentOut, AssignmentPage
 from webapp.schemas import AssignmentCreateBody, AssignmentPatchBody, has_call_tests
 from webapp.serializers import assignment_json
 from webapp.services import app_settings
@@ -86,9 +88,23 @@ def _check_language(language: str, tests: Sequence[TestCase] | None) -> None:
         raise ApiError(422, "unsupported_test_kind", "call tests are only available for python")
 
 
+UNGRADABLE = (
+    "`unsupported_language`, `unsupported_test_kind`, `memory_limit_too_high`, "
+    "`assignment_too_slow`"
+)
+
+
 @bp.post("")
+@operation(
+    public_api,
+    tags=("assignments",),
+    body=AssignmentCreateBody,
+    ok={201: AssignmentOut},
+    errors={403: "", 422: UNGRADABLE},
+)
 @login_required("instructor")
 def create_assignment():
+    """Post an assignment with its tests (instructors)."""
     body = parse_body(AssignmentCreateBody)
     _check_language(body.language, body.tests)
     assignment = Assignment(**body.model_dump(exclude={"tests", "feedback"}), owner_id=g.user.id)
@@ -96,12 +112,14 @@ def create_assignment():
     assignment.feedback_settings = body.feedback
     _check_fits_a_runner(assignment)
     assignment.save()
-    return jsonify(assignment_json(assignment, is_owner=True)), 201
+    return jsonify(assignment_json(assignment, is_owner=True).json_body()), 201
 
 
 @bp.get("")
+@operation(public_api, tags=("assignments",), query=PageQuery, ok={200: AssignmentPage})
 @login_required()
 def list_assignments():
+    """Published assignments, and an instructor's own drafts."""
     user = g.user
     return paginated(
         visible_assignments(user).order_by("-created_at"),
@@ -110,15 +128,26 @@ def list_assignments():
 
 
 @bp.get("/<assignment_id>")
+@operation(public_api, tags=("assignments",), ok={200: AssignmentOut}, errors={404: ""})
 @login_required()
 def get_assignment(assignment_id: str):
+    """One assignment; a student never sees hidden tests' inputs and outputs, nor the rubric."""
     assignment = visible_assignment_or_404(g.user, assignment_id)
-    return jsonify(assignment_json(assignment, is_owner=assignment.owner_id == g.user.id))
+    is_owner = assignment.owner_id == g.user.id
+    return jsonify(assignment_json(assignment, is_owner=is_owner).json_body())
 
 
 @bp.patch("/<assignment_id>")
+@operation(
+    public_api,
+    tags=("assignments",),
+    body=AssignmentPatchBody,
+    ok={200: AssignmentOut},
+    errors={403: "", 404: "", 422: UNGRADABLE},
+)
 @login_required("instructor")
 def patch_assignment(assignment_id: str):
+    """Change an assignment's fields (its instructor): only the fields sent change."""
     assignment = Assignment.objects(
         id=object_id_or_404(assignment_id, "assignment"), owner_id=g.user.id
     ).first()
@@ -138,4 +167,4 @@ def patch_assignment(assignment_id: str):
     assignment.updated_at = utcnow()
     _check_fits_a_runner(assignment)
     assignment.save()
-    return jsonify(assignment_json(assignment, is_owner=True))
+    return jsonify(assignment_json(assignment, is_owner=True).json_body())

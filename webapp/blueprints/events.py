@@ -26,6 +26,7 @@ from webapp.blueprints.submissions import readable_submission
 from webapp.errors import ApiError
 from webapp.events import channel
 from webapp.models import Submission
+from webapp.openapi import operation, public_api
 from webapp.serializers import submission_json
 from webapp.services import app_settings, services
 
@@ -42,9 +43,24 @@ def _event(name: str, data: dict) -> str:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+STREAM = (
+    "`text/event-stream`: `event: status` with the submission (as the caller may see it) now "
+    "and at every change, `event: end` with `{status}` at a final state, `: heartbeat` "
+    "comments while nothing changes"
+)
+
+
 @bp.get("/submissions/<submission_id>/events")
+@operation(
+    public_api,
+    tags=("submissions",),
+    ok={200: STREAM},
+    errors={404: "", 503: "`too_many_streams`, with `Retry-After`"},
+)
 @login_required()
 def submission_events(submission_id: str):
+    """Follow a submission's status as Server-Sent Events until it is final (read it with
+    `fetch`: the bearer token goes in the `Authorization` header, never in the URL)."""
     submission, assignment, is_instructor = readable_submission(g.user, submission_id)
     slots: threading.BoundedSemaphore = current_app.extensions[SLOTS]
     if not slots.acquire(blocking=False):
@@ -74,7 +90,9 @@ def submission_events(submission_id: str):
                 current = Submission.objects(id=submission.id).first()
                 if current.status != shown:
                     shown = current.status
-                    yield _event("status", submission_json(current, assignment, is_instructor))
+                    yield _event(
+                        "status", submission_json(current, assignment, is_instructor).json_body()
+                    )
                     said = time.monotonic()
                 if shown in FINAL_STATUSES:
                     yield _event("end", {"status": shown})

@@ -11,6 +11,8 @@ from runner_image.contract import token_matches
 from webapp.auth import bearer_token
 from webapp.errors import ApiError
 from webapp.metrics import REGISTRY
+from webapp.openapi import operation, public_api
+from webapp.responses import HealthOut, ReadyOut
 from webapp.services import app_settings, services
 
 log = logging.getLogger(__name__)
@@ -19,12 +21,22 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@operation(public_api, tags=("operations",), ok={200: HealthOut}, security=None)
 def healthz():
-    return jsonify({"status": "ok"})
+    """Liveness: the process answers."""
+    return jsonify(HealthOut(status="ok").json_body())
 
 
 @bp.get("/readyz")
+@operation(
+    public_api,
+    tags=("operations",),
+    ok={200: ReadyOut},
+    errors={503: "details name each unreachable dependency"},
+    security=None,
+)
 def readyz():
+    """Readiness: MongoDB and Redis reachable."""
     checks: dict[str, str] = {}
     try:
         services().database.command("ping")
@@ -52,13 +64,21 @@ def readyz():
             ),
             503,
         )
-    return jsonify({"status": "ready", "checks": checks})
+    return jsonify(ReadyOut(status="ready", checks=checks).json_body())
 
 
 @bp.get("/metrics")
+@operation(
+    public_api,
+    tags=("operations",),
+    ok={200: "Prometheus text format"},
+    errors={401: "`unauthorized`: not the METRICS_TOKEN", 403: "`metrics_disabled`"},
+    security="bearer",
+)
 def metrics():
-    """For Prometheus only: what it shows (request counts, submissions by status) is no
-    business of whoever else reaches the backend."""
+    """Prometheus metrics, with `Authorization: Bearer <METRICS_TOKEN>`: what they show
+    (request counts, submissions by status) is no business of whoever else reaches the
+    backend."""
     token = app_settings().metrics_token
     if token is None:
         raise ApiError(403, "metrics_disabled", "set METRICS_TOKEN to scrape /metrics")

@@ -20,6 +20,8 @@ from webapp.errors import ApiError, not_found, parse_body
 from webapp.grading import discard_bundle
 from webapp.lifecycle import StoreOutcome, mark_running, mark_scheduled, store_result
 from webapp.models import Submission
+from webapp.openapi import internal_api, operation
+from webapp.responses import StatusChangeOut, StoredOut, SweepOut
 from webapp.schemas import StatusBody
 from webapp.services import app_settings, services
 from webapp.sweeper import sweep
@@ -53,8 +55,21 @@ def _authorised_submission(submission_id: str) -> Submission:
     return submission
 
 
+TOKEN = "result_token"
+BAD_TOKEN = {401: "`invalid_token`, before anything else is looked at"}
+
+
 @bp.post("/submissions/<submission_id>/status")
+@operation(
+    internal_api,
+    tags=("internal",),
+    body=StatusBody,
+    ok={200: StatusChangeOut},
+    errors=BAD_TOKEN | {404: ""},
+    security=TOKEN,
+)
 def post_status(submission_id: str):
+    """A submission was scheduled or started (scheduler, runner); never moves it backwards."""
     oid = _authorised_submission(submission_id).id
     body = parse_body(StatusBody)
     if body.status == Status.SCHEDULED:
@@ -62,11 +77,22 @@ def post_status(submission_id: str):
     else:
         changed = mark_running(services().redis, oid)
     status = Submission.objects(id=oid).only("status").first().status
-    return jsonify({"status": status, "changed": changed})
+    return jsonify(StatusChangeOut(status=status, changed=changed).json_body())
 
 
 @bp.post("/submissions/<submission_id>/result")
+@operation(
+    internal_api,
+    tags=("internal",),
+    body=Result,
+    ok={200: StoredOut},
+    errors=BAD_TOKEN
+    | {400: "a score above max_score", 404: "", 409: "`result_conflict`: another result"},
+    security=TOKEN,
+)
 def post_result(submission_id: str):
+    """A submission's result (runner; scheduler and reconciler for an `error`): an identical
+    repeat is `stored: false`."""
     submission = _authorised_submission(submission_id)
     result = parse_body(Result)
     if result.score is not None and result.score > submission.max_score + 1e-9:
@@ -80,12 +106,14 @@ def post_result(submission_id: str):
         discard_bundle(submission.id, services())
     if outcome is StoreOutcome.CONFLICT:
         raise ApiError(409, "result_conflict", "a different result is already stored")
-    return jsonify({"stored": outcome is StoreOutcome.STORED})
+    return jsonify(StoredOut(stored=outcome is StoreOutcome.STORED).json_body())
 
 
 @bp.post("/sweep")
+@operation(internal_api, tags=("internal",), ok={200: SweepOut}, errors=BAD_TOKEN, security=TOKEN)
 def post_sweep():
-    """Run by the reconciler on every pass, under a token scoped to this one call."""
+    """Re-send stale tasks and end what outlived every deadline: run by the reconciler on
+    every pass, under a token scoped to this one call."""
     _require_token(sweep_token(_server_secret()))
     report = sweep(app_settings(), services())
-    return jsonify(asdict(report))
+    return jsonify(SweepOut(**asdict(report)).json_body())

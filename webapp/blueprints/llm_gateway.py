@@ -28,6 +28,7 @@ from runner_image.contract import OPEN_STATUSES, submission_token, token_matches
 from webapp.auth import bearer_token, object_id_or_404
 from webapp.errors import ApiError, json_object_body, not_found
 from webapp.models import Submission
+from webapp.openapi import internal_api, operation
 from webapp.services import app_settings, services
 from webapp.settings import WebappSettings
 
@@ -74,7 +75,28 @@ def _openai_error(status: int, code: str, message: str, kind: str) -> Response:
 
 
 @bp.post("/<submission_id>/v1/chat/completions")
+@operation(
+    internal_api,
+    tags=("internal",),
+    ok={200: "the provider's Chat Completions answer, unchanged"},
+    errors={
+        400: "a body that is not a JSON object",
+        401: "`invalid_token`",
+        404: "",
+        409: "`submission_closed`",
+        413: "",
+        415: "",
+        429: "`llm_budget_exhausted`",
+        502: "`llm_unreachable`, `llm_bad_response` (OpenAI's error shape)",
+        503: "`llm_not_configured` (OpenAI's error shape)",
+        504: "`llm_timeout` (OpenAI's error shape)",
+    },
+    security="bearer",
+)
 def chat_completions(submission_id: str) -> Response:
+    """OpenAI Chat Completions for one submission's runner, with the backend's provider key:
+    the runner's `openai` client uses `.../internal/llm/<id>/v1` as its base URL and the
+    submission's token as its API key."""
     settings = app_settings()
     # The token first, so an unknown id reveals nothing without one.
     expected = submission_token(settings.internal_result_token.get_secret_value(), submission_id)

@@ -16,7 +16,9 @@ from webapp.grading import discard_bundle, enqueue_grading
 from webapp.lifecycle import fail_unqueued
 from webapp.limits import limiter, signed_in_user
 from webapp.models import Assignment, Submission, User, utcnow
-from webapp.pagination import paginated
+from webapp.openapi import operation, public_api
+from webapp.pagination import PageQuery, paginated
+from webapp.responses import SubmissionOut, SubmissionPage
 from webapp.schemas import SubmissionCreateBody
 from webapp.serializers import submission_json
 from webapp.services import app_settings, services
@@ -53,11 +55,33 @@ def _check_can_submit(assignment: Assignment, body: SubmissionCreateBody) -> Non
         raise ApiError(422, "past_due", "the due date of this assignment has passed")
 
 
+class SubmissionListQuery(PageQuery):
+    assignment_id: str | None = None
+
+
 @bp.post("/assignments/<assignment_id>/submissions")
+@operation(
+    public_api,
+    tags=("submissions",),
+    body=SubmissionCreateBody,
+    ok={202: SubmissionOut},
+    errors={
+        400: "empty code",
+        403: "",
+        404: "",
+        409: "`attempts_exhausted`",
+        413: "`code_too_large` (over MAX_CODE_BYTES)",
+        422: "`past_due`, `language_mismatch`",
+        429: "per client address and per account",
+        503: "`queue_unavailable` (the attempt is not counted)",
+    },
+)
 @limiter.limit(lambda: app_settings().rate_limit_submit_per_address)
 @login_required("student", "instructor")
 @limiter.limit(lambda: app_settings().rate_limit_submit, key_func=signed_in_user)
 def create_submission(assignment_id: str):
+    """Submit code for grading: answered at once with `status: queued`; follow it with
+    `GET /api/submissions/{id}` or its event stream."""
     assignment = visible_assignment_or_404(g.user, assignment_id)
     body = parse_body(SubmissionCreateBody)
     _check_can_submit(assignment, body)
@@ -80,7 +104,7 @@ def create_submission(assignment_id: str):
         raise ApiError(
             503, "queue_unavailable", "the grading queue is unavailable; please retry"
         ) from exc
-    response = jsonify(submission_json(submission, assignment, is_instructor=False))
+    response = jsonify(submission_json(submission, assignment, is_instructor=False).json_body())
     response.headers["Location"] = f"/api/submissions/{submission.id}"
     return response, 202
 
@@ -101,15 +125,27 @@ def readable_submission(
 
 
 @bp.get("/submissions/<submission_id>")
+@operation(public_api, tags=("submissions",), ok={200: SubmissionOut}, errors={404: ""})
 @login_required()
 def get_submission(submission_id: str):
+    """One submission, as its student or the assignment's instructor may see it."""
     submission, assignment, is_instructor = readable_submission(g.user, submission_id)
-    return jsonify(submission_json(submission, assignment, is_instructor=is_instructor))
+    shown = submission_json(submission, assignment, is_instructor=is_instructor)
+    return jsonify(shown.json_body())
 
 
 @bp.get("/submissions")
+@operation(
+    public_api,
+    tags=("submissions",),
+    query=SubmissionListQuery,
+    ok={200: SubmissionPage},
+    errors={404: "an `assignment_id` that is not an id"},
+)
 @login_required()
 def list_submissions():
+    """The caller's own submissions; with `assignment_id`, an instructor gets all of their
+    assignment's."""
     user = g.user
     query = Submission.objects(user_id=user.id)
     assignment = None
