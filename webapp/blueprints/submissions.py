@@ -8,6 +8,7 @@ from flask import Blueprint, g, jsonify, request
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
+from webapp.access import is_staff_of
 from webapp.attempts import reserve_attempt
 from webapp.auth import login_required, object_id_or_404
 from webapp.blueprints.assignments import visible_assignment_or_404
@@ -26,10 +27,6 @@ from webapp.services import app_settings, services
 log = logging.getLogger(__name__)
 
 bp = Blueprint("submissions", __name__, url_prefix="/api")
-
-
-def is_instructor_of(user: User, assignment: Assignment | None) -> bool:
-    return assignment is not None and assignment.owner_id == user.id
 
 
 def _check_can_submit(assignment: Assignment, body: SubmissionCreateBody) -> None:
@@ -118,7 +115,7 @@ def readable_submission(
     if submission is None:
         raise not_found("submission")
     assignment = Assignment.objects(id=submission.assignment_id).first()
-    is_instructor = is_instructor_of(user, assignment)
+    is_instructor = is_staff_of(user, assignment)
     if submission.user_id != user.id and not is_instructor:
         raise not_found("submission")
     return submission, assignment, is_instructor
@@ -152,11 +149,11 @@ def list_submissions():
     if "assignment_id" in request.args:
         assignment_oid = object_id_or_404(request.args["assignment_id"], "assignment")
         assignment = Assignment.objects(id=assignment_oid).first()
-        if is_instructor_of(user, assignment):
+        if is_staff_of(user, assignment):
             query = Submission.objects(assignment_id=assignment_oid)
         else:
             query = query.filter(assignment_id=assignment_oid)
-    is_instructor = is_instructor_of(user, assignment)
+    is_instructor = is_staff_of(user, assignment)
     return paginated(
         query.order_by("-created_at"),
         lambda s: submission_json(s, assignment, is_instructor=is_instructor),
