@@ -1,8 +1,10 @@
-"""The demo instructor, student and assignment that `cloudemy dev` and `make demo` use."""
+"""The demo instructor, student and assignment that `cloudemy dev` and `make demo` use: the
+assignment is in the instructor's default course, where the student is enrolled."""
 
 from __future__ import annotations
 
 from runner_image.contract import FeedbackSettings, TestCase
+from webapp.courses import default_course, enrol
 from webapp.models import Assignment, User
 from webapp.security import hash_password
 
@@ -38,12 +40,15 @@ def _user(spec: dict[str, str], role: str) -> User:
 
 def seed_demo_data() -> Assignment:
     instructor = _user(DEMO_INSTRUCTOR, "instructor")
-    _user(DEMO_STUDENT, "student")
+    student = _user(DEMO_STUDENT, "student")
+    course = default_course(instructor)
+    enrol(course.id, student.id)
     existing = Assignment.objects(title=DEMO_ASSIGNMENT_TITLE, owner_id=instructor.id).first()
     if existing:
         return existing
     assignment = Assignment(
         owner_id=instructor.id,
+        course_id=course.id,
         time_limit_ms=1000,
         memory_limit_mb=256,
         max_score=100,

@@ -8,6 +8,7 @@ from flask_cors import CORS
 from webapp.blueprints import (
     accounts,
     assignments,
+    courses,
     docs,
     events,
     health,
@@ -35,7 +36,17 @@ def create_app(settings: WebappSettings, services: Services | None = None) -> Fl
     install_limits(app, settings)
     instrument(app)
     events.install_stream_slots(app, settings.event_streams_per_worker)
-    blueprints = (accounts, assignments, submissions, events, internal, llm_gateway, health, docs)
+    blueprints = (
+        accounts,
+        courses,
+        assignments,
+        submissions,
+        events,
+        internal,
+        llm_gateway,
+        health,
+        docs,
+    )
     for blueprint in (module.bp for module in blueprints):
         app.register_blueprint(blueprint)
     return app

@@ -34,9 +34,7 @@ def _current_user() -> User:
     token = bearer_token()
     if not token:
         raise ApiError(401, "unauthorized", "missing bearer token")
-    user_id = user_id_from_access_token(
-        token.strip(), app_settings().secret_key.get_secret_value()
-    )
+    user_id = user_id_from_access_token(token.strip(), app_settings().secret_key.get_secret_value())
     user = User.objects(id=user_id).first() if user_id and ObjectId.is_valid(user_id) else None
     if user is None:
         raise ApiError(401, "unauthorized", "invalid or expired token")

@@ -179,6 +179,29 @@ def create_user(email: str, name: str, role: str, password: str) -> None:
     click.echo(f"created {role} {user.email} ({user.id})")
 
 
+@main.command("migrate-courses")
+def migrate_courses() -> None:
+    """Put assignments from before courses into their owner's default course and enrol
+    everyone who submitted to them. Idempotent: run it once after upgrading."""
+    from pymongo.errors import PyMongoError
+
+    from webapp.courses import migrate_assignments_into_courses
+    from webapp.services import connect_mongo
+
+    settings = _settings(WebappSettings)
+    try:
+        connect_mongo(settings)
+        report = migrate_assignments_into_courses()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except PyMongoError as exc:
+        raise click.ClickException(f"MongoDB at MONGO_URI is unreachable: {exc}") from exc
+    click.echo(
+        f"migrated {report.assignments} assignments; created {report.courses_created} "
+        f"default courses; enrolled {report.students_enrolled} students"
+    )
+
+
 def _dev_tools():
     try:
         import cloudemy_dev.demo

@@ -7,12 +7,25 @@ plain sub-documents and hand them out as those models."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import mongoengine as me
 
 from runner_image.contract import FeedbackSettings, Status, TestCase, TestResult
 
 ROLES = ("student", "instructor")
+
+
+class CourseRole(StrEnum):
+    """A role in one course, for any account: `instructor`s edit assignments and staff, `ta`s
+    read everything and regrade, `student`s see the course's published assignments."""
+
+    INSTRUCTOR = "instructor"
+    TA = "ta"
+    STUDENT = "student"
+
+
+STAFF_ROLES = frozenset({CourseRole.INSTRUCTOR, CourseRole.TA})
 
 
 def utcnow() -> datetime:
@@ -31,8 +44,47 @@ class User(me.Document):
     meta = {"collection": "users"}
 
 
+class Course(me.Document):
+    title = me.StringField(required=True, max_length=200)
+    owner_id = me.ObjectIdField(required=True)
+    # The course an owner's assignments go to when none is named (and where the
+    # migrate-courses command puts assignments that predate courses).
+    is_default = me.BooleanField(default=False)
+    join_code = me.StringField(required=True, unique=True)
+    created_at = me.DateTimeField(default=utcnow)
+
+    meta = {"collection": "courses", "indexes": [("owner_id", "is_default")]}
+
+
+class Membership(me.Document):
+    course_id = me.ObjectIdField(required=True)
+    user_id = me.ObjectIdField(required=True)
+    role = me.StringField(required=True, choices=list(CourseRole))
+    created_at = me.DateTimeField(default=utcnow)
+
+    meta = {
+        "collection": "memberships",
+        "indexes": [{"fields": ["course_id", "user_id"], "unique": True}, ("user_id", "role")],
+    }
+
+
+class PendingEnrolment(me.Document):
+    """A student enrolled by e-mail before having an account: applied when that address
+    registers."""
+
+    course_id = me.ObjectIdField(required=True)
+    email = me.StringField(required=True, max_length=320)
+    created_at = me.DateTimeField(default=utcnow)
+
+    meta = {
+        "collection": "pending_enrolments",
+        "indexes": [{"fields": ["course_id", "email"], "unique": True}, "email"],
+    }
+
+
 class Assignment(me.Document):
     owner_id = me.ObjectIdField(required=True)
+    course_id = me.ObjectIdField(null=True)  # null only before `cloudemy migrate-courses`
     title = me.StringField(required=True, max_length=200)
     description = me.StringField(default="")
     language = me.StringField(required=True)
@@ -48,7 +100,7 @@ class Assignment(me.Document):
     created_at = me.DateTimeField(default=utcnow)
     updated_at = me.DateTimeField(default=utcnow)
 
-    meta = {"collection": "assignments", "indexes": ["owner_id", "published"]}
+    meta = {"collection": "assignments", "indexes": ["owner_id", "published", "course_id"]}
 
     @property
     def test_cases(self) -> list[TestCase]:

@@ -81,7 +81,7 @@ internal_api = _spec_tree(
                 description="HMAC under INTERNAL_RESULT_TOKEN, scoped to one submission or to "
                 "the sweep",
             ),
-        )
+        ),
     ],
 )
 

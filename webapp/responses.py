@@ -68,6 +68,7 @@ class TestCaseOut(Out):
 class AssignmentOut(Out):
     id: str
     owner_id: str
+    course_id: str | None
     title: str = Field(examples=["Sum of two numbers"])
     description: str
     language: str = Field(examples=["python"])
@@ -105,6 +106,14 @@ class TestResultOut(Out):
     message: str | None = None
 
 
+class StudentOut(Out):
+    """Who submitted, for the course's staff."""
+
+    id: str
+    name: str
+    email: str
+
+
 class SubmissionOut(Out):
     id: str
     assignment_id: str
@@ -125,9 +134,8 @@ class SubmissionOut(Out):
     scheduled_at: str | None
     started_at: str | None
     finished_at: str | None
-    instructor_tags: list[str] | None = Field(
-        default=None, description="the assignment's instructor only"
-    )
+    instructor_tags: list[str] | None = Field(default=None, description="staff only")
+    student: StudentOut | None = Field(default=None, description="staff only")
 
 
 class Page(Out, Generic[Item]):
@@ -143,6 +151,56 @@ class AssignmentPage(Page[AssignmentOut]):
 
 class SubmissionPage(Page[SubmissionOut]):
     pass
+
+
+class CourseOut(Out):
+    id: str
+    title: str = Field(examples=["Programming 1"])
+    owner_id: str
+    role: str = Field(description="the caller's role: `instructor`, `ta` or `student`")
+    is_default: bool = Field(
+        description="the owner's course for assignments posted without a `course_id`"
+    )
+    join_code: str | None = Field(default=None, description="staff only", examples=["K7PQ2MXA"])
+    created_at: str | None
+
+
+class CoursePage(Page[CourseOut]):
+    pass
+
+
+class MemberOut(Out):
+    user: UserOut
+    role: str
+
+
+class EnrolmentOut(Out):
+    enrolled: list[str] = Field(description="e-mails enrolled now")
+    pending: list[str] = Field(
+        description="e-mails without an account yet: enrolled when they register"
+    )
+    already: list[str] = Field(description="e-mails already enrolled or pending")
+
+
+class StandingOut(Out):
+    assignments: int = Field(description="assignments of the course")
+    submitted: int = Field(description="assignments the student submitted to")
+    accepted: int = Field(description="assignments with an accepted submission")
+    best_score_total: float = Field(description="sum over assignments of the best score")
+    max_score_total: float
+    submissions: int
+
+
+class RosterEntryOut(Out):
+    student: StudentOut
+    enrolled_at: str | None
+    standing: StandingOut
+
+
+class RosterOut(Out):
+    students: list[RosterEntryOut]
+    pending: list[str] = Field(description="enrolled e-mails without an account yet")
+    staff: list[MemberOut]
 
 
 class HealthOut(Out):

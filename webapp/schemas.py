@@ -77,7 +77,13 @@ def has_call_tests(tests: Sequence[TestCase] | None) -> bool:
     return any(t.call is not None for t in tests or [])
 
 
+ObjectIdText = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
+
+
 class AssignmentCreateBody(Strict):
+    course_id: ObjectIdText | None = Field(
+        default=None, description="the course; default: the caller's own default course"
+    )
     title: Name
     description: str = Field(default="", max_length=100_000)
     language: str = "python"
@@ -125,6 +131,36 @@ class AssignmentPatchBody(Strict):
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self
+
+
+class CourseCreateBody(Strict):
+    title: Name
+
+
+class CoursePatchBody(Strict):
+    title: Name
+
+
+class JoinBody(Strict):
+    join_code: str = Field(min_length=1, max_length=64, examples=["K7PQ2MXA"])
+
+
+class StaffBody(Strict):
+    email: Email
+    role: Literal["instructor", "ta"]
+
+
+class EnrolBody(Strict):
+    emails: list[Email] = Field(min_length=1, max_length=5000)
+
+
+class RosterBody(Strict):
+    csv: str = Field(
+        max_length=1024 * 1024,
+        description="a CSV with an `email` column (a header row), or e-mails in its first "
+        "column; other columns are ignored",
+        examples=["email,name\nada@example.org,Ada Lovelace\n"],
+    )
 
 
 class SubmissionCreateBody(Strict):

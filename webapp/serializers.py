@@ -8,7 +8,14 @@ from typing import Any
 
 from runner_image.contract import STAFF_ONLY_METRICS, TestCase, TestResult
 from webapp.models import Assignment, Submission, User
-from webapp.responses import AssignmentOut, SubmissionOut, TestCaseOut, TestResultOut, UserOut
+from webapp.responses import (
+    AssignmentOut,
+    StudentOut,
+    SubmissionOut,
+    TestCaseOut,
+    TestResultOut,
+    UserOut,
+)
 
 ROW_FIELDS = {"name", "verdict", "score", "max_score", "time_ms", "memory_kb"}
 
@@ -39,6 +46,7 @@ def assignment_json(assignment: Assignment, is_owner: bool) -> AssignmentOut:
     return AssignmentOut(
         id=str(assignment.id),
         owner_id=str(assignment.owner_id),
+        course_id=str(assignment.course_id) if assignment.course_id else None,
         title=assignment.title,
         description=assignment.description,
         language=assignment.language,
@@ -83,11 +91,21 @@ def _metrics_json(submission: Submission, is_instructor: bool) -> dict[str, Any]
 
 
 def submission_json(
-    submission: Submission, assignment: Assignment | None, is_instructor: bool
+    submission: Submission,
+    assignment: Assignment | None,
+    is_instructor: bool,
+    student: User | None = None,
 ) -> SubmissionOut:
-    """Students never see a hidden test's input, expected output or their output for it."""
+    """Students never see a hidden test's input, expected output or their output for it;
+    staff also see who submitted (`student`, when given)."""
     cases = {t.name: t for t in assignment.test_cases} if assignment else {}
-    staff_only = {"instructor_tags": list(submission.instructor_tags)} if is_instructor else {}
+    staff_only: dict[str, Any] = {}
+    if is_instructor:
+        staff_only["instructor_tags"] = list(submission.instructor_tags)
+        if student is not None:
+            staff_only["student"] = StudentOut(
+                id=str(student.id), name=student.name, email=student.email
+            )
     return SubmissionOut(
         id=str(submission.id),
         assignment_id=str(submission.assignment_id),

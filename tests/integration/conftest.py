@@ -10,9 +10,14 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from cloudemy_dev.demo_data import DEMO_INSTRUCTOR
 from cloudemy_dev.devstack import DevStack, dev_stack
 
-BURST_LIMITS = {"RATE_LIMIT_LOGIN": "1000/minute", "RATE_LIMIT_REGISTER": "1000/minute"}
+BURST_LIMITS = {
+    "RATE_LIMIT_LOGIN": "1000/minute",
+    "RATE_LIMIT_REGISTER": "1000/minute",
+    "RATE_LIMIT_JOIN": "1000/minute",
+}
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +67,17 @@ def signed_in(stack: DevStack, email: str, password: str) -> Api:
     return Api(stack.api_url, response.json()["access_token"])
 
 
+def demo_class_join_code(stack: DevStack) -> str:
+    """The join code of the demo instructor's default course, where the assignments these
+    tests post without a `course_id` go."""
+    instructor = signed_in(stack, DEMO_INSTRUCTOR["email"], DEMO_INSTRUCTOR["password"])
+    courses = instructor.get("/api/courses").json()["items"]
+    return next(course["join_code"] for course in courses if course["is_default"])
+
+
 def register_student(stack: DevStack) -> Api:
-    """A new student account, registered and signed in over the public API."""
+    """A new student account, registered and signed in over the public API, enrolled in the
+    demo instructor's default course with its join code."""
     email = f"student-{uuid.uuid4().hex[:8]}@example.org"
     response = requests.post(
         f"{stack.api_url}/api/auth/register",
@@ -71,7 +85,10 @@ def register_student(stack: DevStack) -> Api:
         timeout=15,
     )
     assert response.status_code == 201, response.text
-    return signed_in(stack, email, "correct horse")
+    student = signed_in(stack, email, "correct horse")
+    joined = student.post("/api/courses/join", json={"join_code": demo_class_join_code(stack)})
+    assert joined.status_code == 200, joined.text
+    return student
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import requests
 
 from cloudemy_dev.demo_data import DEMO_INSTRUCTOR
 from cloudemy_dev.devstack import DevStack
-from tests.integration.conftest import signed_in
+from tests.integration.conftest import demo_class_join_code, signed_in
 from tests.integration.test_pipeline import SLOW_SUM, create_assignment
 from webapp.settings import DEFAULT_CORS_ORIGINS
 
@@ -125,10 +125,16 @@ def test_a_frontend_origin_registers_submits_and_follows_the_grade(browser, stac
         scenario="student",
         email=email,
         assignment=assignment["id"],
+        join_code=demo_class_join_code(stack),
         code=SLOW_SUM,
     )
 
-    assert (seen["register"], seen["login"], seen["submit"]) == (201, 200, 202), seen
+    assert (seen["register"], seen["login"], seen["join"], seen["submit"]) == (
+        201,
+        200,
+        200,
+        202,
+    ), seen
     stream = seen["stream"]
     assert stream["status"] == 200
     assert stream["contentType"].startswith("text/event-stream")

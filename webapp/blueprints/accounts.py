@@ -6,6 +6,7 @@ from flask import Blueprint, g, jsonify
 from mongoengine import NotUniqueError
 
 from webapp.auth import login_required
+from webapp.courses import apply_pending_enrolments
 from webapp.errors import ApiError, parse_body
 from webapp.limits import LoginBackoff, limiter
 from webapp.models import User
@@ -40,9 +41,10 @@ def create_user(email: str, name: str, password: str, role: str = "student") -> 
 )
 @limiter.limit(lambda: app_settings().rate_limit_register)
 def register():
-    """Create a student account."""
+    """Create an account; courses that enrolled its e-mail beforehand enrol it now."""
     body = parse_body(RegisterBody)
     user = create_user(body.email, body.name, body.password)
+    apply_pending_enrolments(user)
     return jsonify(user_json(user).json_body()), 201
 
 

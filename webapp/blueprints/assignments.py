@@ -12,9 +12,11 @@ from runner_image.contract import TestCase
 from runner_image.sandbox.languages import LANGUAGES, language_problem
 from tasks.launchers.deadline import runner_seconds_needed
 from tasks.settings import LauncherKind
+from webapp.access import can_edit, can_see, is_staff_of
 from webapp.auth import login_required, object_id_or_404
+from webapp.courses import courses_of, default_course, role_in
 from webapp.errors import ApiError, not_found, parse_body
-from webapp.models import Assignment, User, utcnow
+from webapp.models import STAFF_ROLES, Assignment, Course, CourseRole, User, utcnow
 from webapp.openapi import operation, public_api
 from webapp.pagination import PageQuery, paginated
 from webapp.responses import AssignmentOut, AssignmentPage
@@ -26,18 +28,37 @@ bp = Blueprint("assignments", __name__, url_prefix="/api/assignments")
 
 
 def visible_assignments(user: User):
-    if user.role == "instructor":
-        return Assignment.objects(Q(published=True) | Q(owner_id=user.id))
-    return Assignment.objects(published=True)
+    """What `can_see` allows, as one query: every assignment of the courses the caller
+    teaches, the published ones of the courses they are enrolled in."""
+    roles = courses_of(user)
+    staff = [course for course, role in roles.items() if role in STAFF_ROLES]
+    enrolled = [course for course, role in roles.items() if role == CourseRole.STUDENT]
+    return Assignment.objects(
+        Q(course_id__in=staff)
+        | Q(course_id__in=enrolled, published=True)
+        | Q(course_id=None, owner_id=user.id)
+    )
 
 
 def visible_assignment_or_404(user: User, assignment_id: str) -> Assignment:
-    assignment = (
-        visible_assignments(user).filter(id=object_id_or_404(assignment_id, "assignment")).first()
-    )
-    if assignment is None:
+    assignment = Assignment.objects(id=object_id_or_404(assignment_id, "assignment")).first()
+    if not can_see(user, assignment):
         raise not_found("assignment")
     return assignment
+
+
+def _course_to_post_in(user: User, course_id: str | None) -> Course:
+    if course_id is None:
+        if user.role != "instructor":
+            raise ApiError(403, "forbidden", "name a course_id you teach")
+        return default_course(user)
+    course = Course.objects(id=course_id).first()
+    role = role_in(user.id, course.id) if course else None
+    if role is None:
+        raise not_found("course")
+    if role != CourseRole.INSTRUCTOR:
+        raise ApiError(403, "forbidden", "only the course's instructors post assignments")
+    return course
 
 
 def _language_problem(language: str) -> str | None:
@@ -100,14 +121,24 @@ UNGRADABLE = (
     tags=("assignments",),
     body=AssignmentCreateBody,
     ok={201: AssignmentOut},
-    errors={403: "", 422: UNGRADABLE},
+    errors={
+        403: "not an instructor of the course",
+        404: "`course_id` of a course the caller is not in",
+        422: UNGRADABLE,
+    },
 )
-@login_required("instructor")
+@login_required()
 def create_assignment():
-    """Post an assignment with its tests (instructors)."""
+    """Post an assignment with its tests (a course's instructors; without `course_id`, an
+    instructor's own default course)."""
     body = parse_body(AssignmentCreateBody)
+    course = _course_to_post_in(g.user, body.course_id)
     _check_language(body.language, body.tests)
-    assignment = Assignment(**body.model_dump(exclude={"tests", "feedback"}), owner_id=g.user.id)
+    assignment = Assignment(
+        **body.model_dump(exclude={"tests", "feedback", "course_id"}),
+        owner_id=g.user.id,
+        course_id=course.id,
+    )
     assignment.test_cases = body.tests
     assignment.feedback_settings = body.feedback
     _check_fits_a_runner(assignment)
@@ -119,11 +150,11 @@ def create_assignment():
 @operation(public_api, tags=("assignments",), query=PageQuery, ok={200: AssignmentPage})
 @login_required()
 def list_assignments():
-    """Published assignments, and an instructor's own drafts."""
+    """The assignments of the caller's courses: published ones for students, all for staff."""
     user = g.user
     return paginated(
         visible_assignments(user).order_by("-created_at"),
-        lambda a: assignment_json(a, is_owner=a.owner_id == user.id),
+        lambda a: assignment_json(a, is_owner=is_staff_of(user, a)),
     )
 
 
@@ -133,8 +164,8 @@ def list_assignments():
 def get_assignment(assignment_id: str):
     """One assignment; a student never sees hidden tests' inputs and outputs, nor the rubric."""
     assignment = visible_assignment_or_404(g.user, assignment_id)
-    is_owner = assignment.owner_id == g.user.id
-    return jsonify(assignment_json(assignment, is_owner=is_owner).json_body())
+    is_staff = is_staff_of(g.user, assignment)
+    return jsonify(assignment_json(assignment, is_owner=is_staff).json_body())
 
 
 @bp.patch("/<assignment_id>")
@@ -143,16 +174,15 @@ def get_assignment(assignment_id: str):
     tags=("assignments",),
     body=AssignmentPatchBody,
     ok={200: AssignmentOut},
-    errors={403: "", 404: "", 422: UNGRADABLE},
+    errors={403: "a TA or student of the course", 404: "", 422: UNGRADABLE},
 )
-@login_required("instructor")
+@login_required()
 def patch_assignment(assignment_id: str):
-    """Change an assignment's fields (its instructor): only the fields sent change."""
-    assignment = Assignment.objects(
-        id=object_id_or_404(assignment_id, "assignment"), owner_id=g.user.id
-    ).first()
-    if assignment is None:
-        raise not_found("assignment")
+    """Change an assignment's fields (its course's instructors): only the fields sent
+    change. A TA, who can see it, gets 403."""
+    assignment = visible_assignment_or_404(g.user, assignment_id)
+    if not can_edit(g.user, assignment):
+        raise ApiError(403, "forbidden", "only the course's instructors change assignments")
     body = parse_body(AssignmentPatchBody)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if {"language", "tests"} & changes.keys():

@@ -25,7 +25,7 @@ from webapp.auth import login_required
 from webapp.blueprints.submissions import readable_submission
 from webapp.errors import ApiError
 from webapp.events import channel
-from webapp.models import Submission
+from webapp.models import Submission, User
 from webapp.openapi import operation, public_api
 from webapp.serializers import submission_json
 from webapp.services import app_settings, services
@@ -78,6 +78,7 @@ def submission_events(submission_id: str):
         slots.release()
         raise ApiError(503, "dependency_unavailable", "the event bus is unreachable") from exc
     settings = app_settings()
+    student = User.objects(id=submission.user_id).first() if is_instructor else None
 
     def stream() -> Iterator[str]:
         """Subscribed before the first read, so no change falls between the two."""
@@ -90,9 +91,8 @@ def submission_events(submission_id: str):
                 current = Submission.objects(id=submission.id).first()
                 if current.status != shown:
                     shown = current.status
-                    yield _event(
-                        "status", submission_json(current, assignment, is_instructor).json_body()
-                    )
+                    shown_json = submission_json(current, assignment, is_instructor, student)
+                    yield _event("status", shown_json.json_body())
                     said = time.monotonic()
                 if shown in FINAL_STATUSES:
                     yield _event("end", {"status": shown})

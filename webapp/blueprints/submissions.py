@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 from flask import Blueprint, g, jsonify, request
 from kombu.exceptions import KombuError
@@ -64,7 +65,6 @@ class SubmissionListQuery(PageQuery):
     ok={202: SubmissionOut},
     errors={
         400: "empty code",
-        403: "",
         404: "",
         409: "`attempts_exhausted`",
         413: "`code_too_large` (over MAX_CODE_BYTES)",
@@ -74,7 +74,7 @@ class SubmissionListQuery(PageQuery):
     },
 )
 @limiter.limit(lambda: app_settings().rate_limit_submit_per_address)
-@login_required("student", "instructor")
+@login_required()
 @limiter.limit(lambda: app_settings().rate_limit_submit, key_func=signed_in_user)
 def create_submission(assignment_id: str):
     """Submit code for grading: answered at once with `status: queued`; follow it with
@@ -127,7 +127,8 @@ def readable_submission(
 def get_submission(submission_id: str):
     """One submission, as its student or the assignment's instructor may see it."""
     submission, assignment, is_instructor = readable_submission(g.user, submission_id)
-    shown = submission_json(submission, assignment, is_instructor=is_instructor)
+    student = User.objects(id=submission.user_id).first() if is_instructor else None
+    shown = submission_json(submission, assignment, is_instructor, student)
     return jsonify(shown.json_body())
 
 
@@ -154,7 +155,10 @@ def list_submissions():
         else:
             query = query.filter(assignment_id=assignment_oid)
     is_instructor = is_staff_of(user, assignment)
+    students = cache(lambda user_id: User.objects(id=user_id).first())
     return paginated(
         query.order_by("-created_at"),
-        lambda s: submission_json(s, assignment, is_instructor=is_instructor),
+        lambda s: submission_json(
+            s, assignment, is_instructor, students(s.user_id) if is_instructor else None
+        ),
     )

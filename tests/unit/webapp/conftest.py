@@ -13,6 +13,7 @@ import fakeredis
 import mongoengine
 import pytest
 from argon2 import PasswordHasher
+from bson import ObjectId
 from flask import Flask
 from flask.testing import FlaskClient
 from pymongo.database import Database
@@ -22,6 +23,8 @@ from cloudemy_dev.embedded import connect_embedded_mongo
 from runner_image.contract import RESULT_TOKEN_HEADER, submission_token
 from webapp import create_app
 from webapp.blueprints.accounts import create_user
+from webapp.courses import enrol
+from webapp.models import Course, User
 from webapp.services import Services
 from webapp.settings import WebappSettings
 
@@ -157,8 +160,8 @@ class Account:
 
 
 @pytest.fixture
-def register(client: FlaskClient) -> Callable[..., Account]:
-    """Register a student through the API and log in; returns its id and auth headers."""
+def register_outsider(client: FlaskClient) -> Callable[..., Account]:
+    """Register an account through the API and log in; enrolled in nothing."""
 
     def _register(email: str | None = None, name: str = "Student") -> Account:
         email = email or f"student-{uuid.uuid4().hex[:8]}@example.com"
@@ -167,6 +170,29 @@ def register(client: FlaskClient) -> Callable[..., Account]:
         )
         assert response.status_code == 201, response.get_json()
         return Account(response.get_json()["id"], email, _login(client, email))
+
+    return _register
+
+
+def _enrol_everywhere(app: Flask, student_ids: list[str] | None = None) -> None:
+    """One class: students in every course (tests/unit/webapp/test_api_courses.py covers
+    the separation of courses, with `register_outsider`)."""
+    with app.app_context():
+        students = student_ids or [str(u.id) for u in User.objects(role="student")]
+        for course in Course.objects():
+            for student_id in students:
+                enrol(course.id, ObjectId(student_id))
+
+
+@pytest.fixture
+def register(app: Flask, register_outsider: Callable[..., Account]) -> Callable[..., Account]:
+    """Register a student through the API, log in, and enrol them in every course so far
+    (and `create_assignment` enrols every student in the assignment's course)."""
+
+    def _register(email: str | None = None, name: str = "Student") -> Account:
+        account = register_outsider(email, name)
+        _enrol_everywhere(app, [account.id])
+        return account
 
     return _register
 
@@ -223,12 +249,13 @@ def assignment_body() -> Callable[..., dict[str, Any]]:
 
 
 @pytest.fixture
-def create_assignment(client: FlaskClient) -> Callable[..., dict[str, Any]]:
+def create_assignment(app: Flask, client: FlaskClient) -> Callable[..., dict[str, Any]]:
     def _create(owner: Account, **overrides: Any) -> dict[str, Any]:
         response = client.post(
             "/api/assignments", json=_assignment_body(**overrides), headers=owner.headers
         )
         assert response.status_code == 201, response.get_json()
+        _enrol_everywhere(app)
         return response.get_json()
 
     return _create
