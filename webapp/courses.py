@@ -143,7 +143,11 @@ def roster_emails(text: str) -> list[str]:
     """The e-mails of a roster CSV: a header row naming an `email` column (any case; other
     columns such as names are ignored), or no header and the e-mail in the first column.
     All problems are reported at once, so nothing is half-applied."""
-    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise RosterError([{"line": reader.line_num, "message": f"not CSV: {exc}"}]) from exc
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if len(rows) > MAX_ROSTER_ROWS:
         raise RosterError([{"line": 0, "message": f"more than {MAX_ROSTER_ROWS} rows"}])

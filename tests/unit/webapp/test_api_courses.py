@@ -339,3 +339,21 @@ def test_migration_puts_old_assignments_in_courses_and_enrols_who_submitted(
     assert seen.status_code == 200
     unseen = client.get(f"/api/assignments/{old.id}", headers=bystander.headers)
     assert unseen.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "problem"),
+    [
+        ('email\n"unterminated\n', "not CSV"),
+        ("a\rb@\r\n", "not an e-mail address"),
+    ],
+)
+def test_a_roster_that_is_not_csv_is_a_400_naming_the_line(client, world: World, csv_text, problem):
+    response = client.post(
+        f"/api/courses/{world.course_a['id']}/roster",
+        json={"csv": csv_text},
+        headers=world.owner_a.headers,
+    )
+
+    assert (response.status_code, _code(response)) == (400, "invalid_roster")
+    assert problem in response.get_json()["error"]["details"]["errors"][0]["message"]
