@@ -10,9 +10,12 @@ from webapp.blueprints import (
     assignments,
     docs,
     events,
+    export,
+    extensions,
     health,
     internal,
     llm_gateway,
+    stats,
     submissions,
 )
 from webapp.errors import register_error_handlers
@@ -35,7 +38,19 @@ def create_app(settings: WebappSettings, services: Services | None = None) -> Fl
     install_limits(app, settings)
     instrument(app)
     events.install_stream_slots(app, settings.event_streams_per_worker)
-    blueprints = (accounts, assignments, submissions, events, internal, llm_gateway, health, docs)
+    blueprints = (
+        accounts,
+        assignments,
+        submissions,
+        events,
+        stats,
+        export,
+        extensions,
+        internal,
+        llm_gateway,
+        health,
+        docs,
+    )
     for blueprint in (module.bp for module in blueprints):
         app.register_blueprint(blueprint)
     return app

@@ -7,8 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner_image.contract import STAFF_ONLY_METRICS, TestCase, TestResult
-from webapp.models import Assignment, Submission, User
-from webapp.responses import AssignmentOut, SubmissionOut, TestCaseOut, TestResultOut, UserOut
+from webapp.deadlines import recorded_penalty
+from webapp.models import Assignment, Extension, Submission, User
+from webapp.responses import (
+    AssignmentOut,
+    ExtensionOut,
+    SubmissionOut,
+    TestCaseOut,
+    TestResultOut,
+    UserOut,
+)
 
 ROW_FIELDS = {"name", "verdict", "score", "max_score", "time_ms", "memory_kb"}
 
@@ -49,6 +57,9 @@ def assignment_json(assignment: Assignment, is_owner: bool) -> AssignmentOut:
         max_score=assignment.max_score,
         max_attempts=assignment.max_attempts,
         due_at=iso(assignment.due_at),
+        late_until=iso(assignment.late_until),
+        late_penalty=assignment.penalty,
+        counts=assignment.counts,
         published=assignment.published,
         feedback=feedback if is_owner else feedback.model_copy(update={"rubric": None}),
         created_at=iso(assignment.created_at),
@@ -88,6 +99,9 @@ def submission_json(
     """Students never see a hidden test's input, expected output or their output for it."""
     cases = {t.name: t for t in assignment.test_cases} if assignment else {}
     staff_only = {"instructor_tags": list(submission.instructor_tags)} if is_instructor else {}
+    raw_score, penalty = recorded_penalty(
+        submission.score, submission.raw_score, submission.penalty
+    )
     return SubmissionOut(
         id=str(submission.id),
         assignment_id=str(submission.assignment_id),
@@ -97,6 +111,10 @@ def submission_json(
         status=submission.status,
         verdict=submission.verdict,
         score=submission.score,
+        raw_score=raw_score,
+        penalty=penalty,
+        late=submission.late,
+        penalty_percent=submission.penalty_percent,
         max_score=submission.max_score,
         fail_tags=list(submission.fail_tags),
         feedback=submission.feedback,
@@ -112,4 +130,17 @@ def submission_json(
         started_at=iso(submission.started_at),
         finished_at=iso(submission.finished_at),
         **staff_only,
+    )
+
+
+def extension_json(extension: Extension, student: User | None) -> ExtensionOut:
+    return ExtensionOut(
+        assignment_id=str(extension.assignment_id),
+        user_id=str(extension.user_id),
+        name=student.name if student else None,
+        email=student.email if student else None,
+        due_at=iso(extension.due_at),
+        late_until=iso(extension.late_until),
+        granted_by=str(extension.granted_by),
+        updated_at=iso(extension.updated_at),
     )
