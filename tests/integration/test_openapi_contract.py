@@ -41,9 +41,13 @@ def caller(stack: DevStack) -> Iterator[Caller]:
     assert submitted.status_code == 202, submitted.text
     statuses_until_final(instructor, submitted.json()["id"])
     # The event stream of a final submission ends at once; an open one would stay open.
-    yield Caller(
-        instructor, {"assignment_id": assignment["id"], "submission_id": submitted.json()["id"]}
-    )
+    ids = {
+        "assignment_id": assignment["id"],
+        "submission_id": submitted.json()["id"],
+        # Extensions are per student: the caller's own account is a real one.
+        "user_id": instructor.get("/api/me").json()["id"],
+    }
+    yield Caller(instructor, ids)
 
 
 def test_public_api_keeps_its_document(caller: Caller, stack: DevStack) -> None:
