@@ -10,13 +10,16 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bson import ObjectId
 
 from webapp.deadlines import recorded_penalty
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Which of a student's submissions an assignment counts: the best score, or the latest
+# graded or failed submission's.
+Counts = Literal["best", "last"]
 
 
 def safe_cell(value: Any) -> str:
@@ -114,7 +117,7 @@ class GradedAssignment(Protocol):
     id: ObjectId
     title: str
     max_score: float
-    counts: str  # "best" | "last"
+    counts: Counts
 
 
 class Scores(Protocol):

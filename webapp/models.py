@@ -7,15 +7,15 @@ plain sub-documents and hand them out as those models."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import get_args
 
 import mongoengine as me
 
 from runner_image.contract import FeedbackSettings, Status, TestCase, TestResult
 from webapp.deadlines import Deadlines, LatePenalty
+from webapp.gradebook import Counts
 
 ROLES = ("student", "instructor")
-# Which of a student's submissions the gradebook counts (webapp.gradebook).
-COUNTS = ("best", "last")
 
 
 def utcnow() -> datetime:
@@ -48,7 +48,7 @@ class Assignment(me.Document):
     due_at = me.DateTimeField(null=True)
     late_until = me.DateTimeField(null=True)
     late_penalty = me.DictField(null=True)  # webapp.deadlines.LatePenalty
-    counts = me.StringField(choices=COUNTS, default="best")
+    counts = me.StringField(choices=get_args(Counts), default="best")
     published = me.BooleanField(default=True)
     feedback = me.DictField()
     created_at = me.DateTimeField(default=utcnow)

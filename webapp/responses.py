@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from runner_image.contract import Compare, FeedbackSettings, Status, Verdict
 from webapp.deadlines import LatePenalty
+from webapp.gradebook import Counts
 
 Item = TypeVar("Item", bound=BaseModel)
 
@@ -81,9 +82,7 @@ class AssignmentOut(Out):
     due_at: str | None = Field(examples=["2026-12-02T10:00:00Z"])
     late_until: str | None = Field(description="end of the late window; null: none")
     late_penalty: LatePenalty | None
-    counts: Literal["best", "last"] = Field(
-        description="which submission of a student the gradebook counts"
-    )
+    counts: Counts = Field(description="which submission of a student the gradebook counts")
     published: bool
     feedback: FeedbackSettings = Field(description="`rubric` is null for students")
     created_at: str | None

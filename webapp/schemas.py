@@ -17,6 +17,7 @@ from pydantic import (
 
 from runner_image.contract import FeedbackSettings, Status, TestCase
 from webapp.deadlines import LatePenalty
+from webapp.gradebook import Counts
 
 Email = Annotated[
     str,
@@ -74,9 +75,7 @@ class LatePenaltyBody(LatePenalty):
     model_config = ConfigDict(extra="forbid")
 
 
-ALLOW_PAST_DUE = Field(
-    default=False, description="accept a due_at in the past (otherwise 422 due_in_past)"
-)
+PAST_DUE_HELP = "accept a due_at in the past (otherwise 422 due_in_past)"
 
 
 def _unique_test_names(tests: list[TestCaseBody] | None) -> None:
@@ -102,10 +101,10 @@ class AssignmentCreateBody(Strict):
     due_at: datetime | None = None
     late_until: datetime | None = None
     late_penalty: LatePenaltyBody | None = None
-    counts: Literal["best", "last"] = "best"
+    counts: Counts = "best"
     published: bool = True
     feedback: FeedbackBody = Field(default_factory=FeedbackBody)
-    allow_past_due: bool = ALLOW_PAST_DUE
+    allow_past_due: bool = Field(default=False, description=PAST_DUE_HELP)
 
     _due_at_utc = field_validator("due_at", "late_until")(_naive_utc)
 
@@ -130,10 +129,10 @@ class AssignmentPatchBody(Strict):
     due_at: datetime | None = None
     late_until: datetime | None = None
     late_penalty: LatePenaltyBody | None = None
-    counts: Literal["best", "last"] | None = None
+    counts: Counts | None = None
     published: bool | None = None
     feedback: FeedbackBody | None = None
-    allow_past_due: bool = ALLOW_PAST_DUE
+    allow_past_due: bool = Field(default=False, description=PAST_DUE_HELP)
 
     _due_at_utc = field_validator("due_at", "late_until")(_naive_utc)
 
