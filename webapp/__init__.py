@@ -11,9 +11,12 @@ from webapp.blueprints import (
     courses,
     docs,
     events,
+    export,
+    extensions,
     health,
     internal,
     llm_gateway,
+    stats,
     submissions,
 )
 from webapp.errors import register_error_handlers
@@ -42,6 +45,9 @@ def create_app(settings: WebappSettings, services: Services | None = None) -> Fl
         assignments,
         submissions,
         events,
+        stats,
+        export,
+        extensions,
         internal,
         llm_gateway,
         health,

@@ -1,5 +1,5 @@
-"""The `cloudemy` command: serve, worker, reconcile, flower, create-user, and the dev
-stack's dev and demo (which need the `dev` extra)."""
+"""The `cloudemy` command: serve, worker, reconcile, flower, create-user, rebuild-stats,
+and the dev stack's dev and demo (which need the `dev` extra)."""
 
 from __future__ import annotations
 
@@ -200,6 +200,41 @@ def migrate_courses() -> None:
         f"migrated {report.assignments} assignments; created {report.courses_created} "
         f"default courses; enrolled {report.students_enrolled} students"
     )
+
+
+@main.command("rebuild-stats")
+@click.option("--assignment", "assignment_id", default=None, help="Only this assignment (its id).")
+def rebuild_stats(assignment_id: str | None) -> None:
+    """Recompute the statistics (students' standings, assignments' counters) from the
+    submissions. They are kept up to date as results are stored; this repairs them after a
+    crash between two of their writes, or an import. Run it when few results arrive."""
+    from bson import ObjectId
+    from pymongo.errors import PyMongoError
+
+    from webapp.models import Assignment
+    from webapp.services import connect_mongo
+    from webapp.stats_store import rebuild_stats as rebuild
+
+    settings = _settings(WebappSettings)
+    if assignment_id is not None and not ObjectId.is_valid(assignment_id):
+        raise click.ClickException(f"{assignment_id!r} is not an assignment id")
+    try:
+        connect_mongo(settings)
+        assignments = Assignment.objects.only("id").order_by("created_at")
+        if assignment_id is not None:
+            assignments = assignments.filter(id=ObjectId(assignment_id))
+            if assignments.first() is None:
+                raise click.ClickException(f"no assignment {assignment_id}")
+        for assignment in assignments:
+            done = rebuild(assignment.id)
+            click.echo(
+                f"assignment {assignment.id}: {done.submissions} submissions of "
+                f"{done.students} students"
+            )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except PyMongoError as exc:
+        raise click.ClickException(f"MongoDB at MONGO_URI is unreachable: {exc}") from exc
 
 
 def _dev_tools():

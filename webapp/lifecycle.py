@@ -14,9 +14,11 @@ from redis import Redis
 
 from runner_image.contract import OPEN_STATUSES, Result, Status, Verdict
 from webapp.attempts import release_attempt
+from webapp.deadlines import apply_penalty
 from webapp.events import publish_status
 from webapp.metrics import GRADING_SECONDS
 from webapp.models import Submission, utcnow
+from webapp.stats_store import refresh_student
 
 
 class StoreOutcome(Enum):
@@ -67,10 +69,14 @@ def store_result(redis: Redis, submission: Submission, result: Result) -> StoreO
     metrics = dict(result.metrics)
     metrics["queue_wait_ms"] = _elapsed_ms(submission.created_at, submission.started_at)
     metrics["total_ms"] = _elapsed_ms(submission.created_at, finished)
+    # The late penalty was decided at submit time (webapp.deadlines).
+    scored = apply_penalty(result.score, submission.max_score, submission.penalty_percent)
     updated = Submission.objects(id=submission.id, status__in=list(OPEN_STATUSES)).update_one(
         set__status=result.status,
         set__verdict=result.verdict,
-        set__score=result.score,
+        set__score=scored.score,
+        set__raw_score=scored.raw_score,
+        set__penalty=scored.penalty,
         set__fail_tags=result.fail_tags,
         set__instructor_tags=result.instructor_tags,
         set__feedback=result.feedback,
@@ -84,9 +90,14 @@ def store_result(redis: Redis, submission: Submission, result: Result) -> StoreO
         if result.status == Status.ERROR:
             release_attempt(submission.assignment_id, submission.user_id)
         publish_status(redis, submission.id, result.status)
+        refresh_student(submission.assignment_id, submission.user_id)
         return StoreOutcome.STORED
     submission.reload()
-    return StoreOutcome.REPEATED if submission.result_digest == digest else StoreOutcome.CONFLICT
+    if submission.result_digest != digest:
+        return StoreOutcome.CONFLICT
+    # A repeat (the runner retrying) also redoes a statistics refresh that failed.
+    refresh_student(submission.assignment_id, submission.user_id)
+    return StoreOutcome.REPEATED
 
 
 def fail_unqueued(redis: Redis, submission: Submission) -> bool:
@@ -102,4 +113,5 @@ def fail_unqueued(redis: Redis, submission: Submission) -> bool:
     if failed:
         release_attempt(submission.assignment_id, submission.user_id)
         publish_status(redis, submission.id, Status.ERROR)
+        refresh_student(submission.assignment_id, submission.user_id)
     return bool(failed)

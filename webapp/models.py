@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import get_args
 
 import mongoengine as me
 
 from runner_image.contract import FeedbackSettings, Status, TestCase, TestResult
+from webapp.deadlines import Deadlines, LatePenalty
+from webapp.gradebook import Counts
 
 ROLES = ("student", "instructor")
 
@@ -95,12 +98,23 @@ class Assignment(me.Document):
     max_score = me.FloatField(default=100.0)
     max_attempts = me.IntField(null=True)
     due_at = me.DateTimeField(null=True)
+    late_until = me.DateTimeField(null=True)
+    late_penalty = me.DictField(null=True)  # webapp.deadlines.LatePenalty
+    counts = me.StringField(choices=get_args(Counts), default="best")
     published = me.BooleanField(default=True)
     feedback = me.DictField()
     created_at = me.DateTimeField(default=utcnow)
     updated_at = me.DateTimeField(default=utcnow)
 
     meta = {"collection": "assignments", "indexes": ["owner_id", "published", "course_id"]}
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return Deadlines(due_at=self.due_at, late_until=self.late_until)
+
+    @property
+    def penalty(self) -> LatePenalty | None:
+        return LatePenalty.model_validate(self.late_penalty) if self.late_penalty else None
 
     @property
     def test_cases(self) -> list[TestCase]:
@@ -127,7 +141,11 @@ class Submission(me.Document):
     attempt = me.IntField(required=True)
     status = me.StringField(required=True, choices=list(Status), default=Status.QUEUED)
     verdict = me.StringField(null=True)
-    score = me.FloatField(null=True)
+    score = me.FloatField(null=True)  # what counts: raw_score - penalty
+    raw_score = me.FloatField(null=True)  # the result's own score
+    penalty = me.FloatField(null=True)
+    late = me.BooleanField(default=False)
+    penalty_percent = me.FloatField(default=0.0)  # decided at submit (webapp.deadlines)
     max_score = me.FloatField(required=True)
     fail_tags = me.ListField(me.StringField())
     instructor_tags = me.ListField(me.StringField())  # never shown to students
@@ -168,3 +186,62 @@ class AttemptCounter(me.Document):
         "collection": "attempt_counters",
         "indexes": [{"fields": ["assignment_id", "user_id"], "unique": True}],
     }
+
+
+class Extension(me.Document):
+    """One student's own dates for one assignment, replacing the assignment's."""
+
+    assignment_id = me.ObjectIdField(required=True)
+    user_id = me.ObjectIdField(required=True)
+    due_at = me.DateTimeField(required=True)
+    late_until = me.DateTimeField(null=True)
+    granted_by = me.ObjectIdField(required=True)
+    updated_at = me.DateTimeField(default=utcnow)
+
+    meta = {
+        "collection": "extensions",
+        "indexes": [{"fields": ["assignment_id", "user_id"], "unique": True}],
+    }
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return Deadlines(due_at=self.due_at, late_until=self.late_until)
+
+
+class StudentStanding(me.Document):
+    """One student at one assignment, recomputed from their submissions whenever one of
+    them changes (webapp.stats_store): what the gradebook and the cohort counters need,
+    and `counters`, this student's share of the assignment's AssignmentStats. `version`
+    makes every rewrite conditional on the state it was computed from."""
+
+    assignment_id = me.ObjectIdField(required=True)
+    user_id = me.ObjectIdField(required=True)
+    version = me.IntField(default=0)
+    submissions = me.IntField(default=0)
+    judged = me.IntField(default=0)
+    latest_submission_id = me.ObjectIdField(null=True)  # latest graded or failed
+    latest_at = me.DateTimeField(null=True)
+    latest_score = me.FloatField(null=True)
+    latest_verdict = me.StringField(null=True)
+    best_submission_id = me.ObjectIdField(null=True)
+    best_score = me.FloatField(null=True)
+    first_accepted_attempt = me.IntField(null=True)
+    counters = me.DictField()
+    updated_at = me.DateTimeField(default=utcnow)
+
+    meta = {
+        "collection": "student_standings",
+        "indexes": [{"fields": ["assignment_id", "user_id"], "unique": True}],
+    }
+
+
+class AssignmentStats(me.Document):
+    """An assignment's statistics as counters, moved with atomic $inc by the difference
+    between a student's old and new standing: reading them costs one document whatever
+    the number of submissions. Keys under `counters` are escaped (webapp.stats)."""
+
+    assignment_id = me.ObjectIdField(required=True, unique=True)
+    counters = me.DictField()
+    updated_at = me.DateTimeField(default=utcnow)
+
+    meta = {"collection": "assignment_stats"}

@@ -3,11 +3,13 @@ document (webapp.openapi) is generated from them, so the two cannot disagree."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from runner_image.contract import Compare, FeedbackSettings, Status, Verdict
+from webapp.deadlines import LatePenalty
+from webapp.gradebook import Counts
 
 Item = TypeVar("Item", bound=BaseModel)
 
@@ -79,6 +81,9 @@ class AssignmentOut(Out):
     max_score: float
     max_attempts: int | None
     due_at: str | None = Field(examples=["2026-12-02T10:00:00Z"])
+    late_until: str | None = Field(description="end of the late window; null: none")
+    late_penalty: LatePenalty | None
+    counts: Counts = Field(description="which submission of a student the gradebook counts")
     published: bool
     feedback: FeedbackSettings = Field(description="`rubric` is null for students")
     created_at: str | None
@@ -122,7 +127,13 @@ class SubmissionOut(Out):
     code: str
     status: Status
     verdict: Verdict | None
-    score: float | None
+    score: float | None = Field(description="what counts: raw_score - penalty")
+    raw_score: float | None = Field(description="the score the tests and rubric gave")
+    penalty: float | None = Field(description="points taken off for lateness")
+    late: bool = Field(description="made after the student's due date, in the late window")
+    penalty_percent: float = Field(
+        description="percent of max_score the late penalty takes, decided at submit"
+    )
     max_score: float
     fail_tags: list[str] = Field(examples=[["wrong_answer", "partial"]])
     feedback: str | None = Field(description="markdown")
@@ -227,3 +238,108 @@ class SweepOut(Out):
     requeued: list[str] = Field(description="queued too long: the task was sent again")
     expired: list[str] = Field(description="the bundle was gone: ended in `error`")
     overdue: list[str] = Field(description="outlived every deadline: ended in `error`")
+
+
+class ExtensionOut(Out):
+    """One student's own dates for an assignment, replacing the assignment's."""
+
+    assignment_id: str
+    user_id: str
+    name: str | None = Field(examples=["Ada Lovelace"], description="null: no such account")
+    email: str | None = Field(examples=["ada@example.org"])
+    due_at: str
+    late_until: str | None = Field(
+        description="null: the assignment's late window if it ends after due_at, else none"
+    )
+    granted_by: str
+    updated_at: str | None
+
+
+class ExtensionPage(Page[ExtensionOut]):
+    pass
+
+
+class StatusCounts(Out):
+    """Submissions by status; `in_progress` is queued, scheduled or running."""
+
+    total: int
+    in_progress: int
+    graded: int
+    failed: int
+    error: int
+
+
+class StudentCounts(Out):
+    submitted: int = Field(description="students with at least one submission")
+    judged: int = Field(description="students with a graded or failed submission")
+    accepted: int = Field(description="students with an accepted submission")
+
+
+class HistogramBin(Out):
+    """Scores from from_percent (included) to to_percent (excluded, but 100 included) of
+    max_score."""
+
+    from_percent: int
+    to_percent: int
+    count: int
+
+
+class TestStatsOut(Out):
+    __test__ = False
+
+    name: str
+    hidden: bool
+    runs: int = Field(description="graded or failed submissions that ran this test")
+    passed: int
+    pass_rate: float | None = Field(description="passed / runs; null before any run")
+    students_failing: int = Field(description="judged students whose latest submission fails it")
+    failing_share: float | None = Field(description="students_failing / judged students")
+    verdicts: dict[str, int] = Field(
+        description="students_failing by their failing verdict", examples=[{"wrong_answer": 3}]
+    )
+
+
+class FailTagStatsOut(Out):
+    tag: str
+    submissions: int = Field(description="graded or failed submissions with this tag")
+    students_failing: int = Field(description="judged students whose latest submission has it")
+    failing_share: float | None
+
+
+class AttemptsBin(Out):
+    attempt: str = Field(examples=["1", "10+"])
+    students: int = Field(description="students whose first accepted submission is this attempt")
+
+
+class CohortAlertOut(Out):
+    kind: Literal["test", "fail_tag"]
+    name: str
+    hidden: bool | None = Field(default=None, description="for a test")
+    students_failing: int
+    students_judged: int
+    share: float
+    verdicts: dict[str, int] | None = Field(default=None, description="for a test")
+    message: str
+
+
+class AlertThresholds(Out):
+    share: float = Field(description="STATS_ALERT_SHARE")
+    min_students: int = Field(description="STATS_ALERT_MIN_STUDENTS")
+
+
+class AssignmentStatsOut(Out):
+    """Maintained as results are stored: reading it costs the same for any number of
+    submissions."""
+
+    assignment_id: str
+    max_score: float
+    submissions: StatusCounts
+    students: StudentCounts
+    score_histogram: list[HistogramBin] = Field(description="every graded or failed submission")
+    best_score_histogram: list[HistogramBin] = Field(description="each student's best score")
+    tests: list[TestStatsOut]
+    fail_tags: list[FailTagStatsOut]
+    attempts_to_first_accept: list[AttemptsBin]
+    alerts: list[CohortAlertOut]
+    alert_thresholds: AlertThresholds
+    updated_at: str | None

@@ -16,6 +16,8 @@ from pydantic import (
 )
 
 from runner_image.contract import FeedbackSettings, Status, TestCase
+from webapp.deadlines import LatePenalty
+from webapp.gradebook import Counts
 
 Email = Annotated[
     str,
@@ -67,6 +69,15 @@ class FeedbackBody(FeedbackSettings):
     model_config = ConfigDict(extra="forbid")
 
 
+class LatePenaltyBody(LatePenalty):
+    """`percent` of max_score per started `per` (hour or day) late, at most 100 %."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+PAST_DUE_HELP = "accept a due_at in the past (otherwise 422 due_in_past)"
+
+
 def _unique_test_names(tests: list[TestCaseBody] | None) -> None:
     names = [t.name for t in tests or []]
     if len(names) != len(set(names)):
@@ -94,10 +105,14 @@ class AssignmentCreateBody(Strict):
     max_score: float = Field(default=100.0, gt=0, le=10_000)
     max_attempts: int | None = Field(default=None, ge=1)
     due_at: datetime | None = None
+    late_until: datetime | None = None
+    late_penalty: LatePenaltyBody | None = None
+    counts: Counts = "best"
     published: bool = True
     feedback: FeedbackBody = Field(default_factory=FeedbackBody)
+    allow_past_due: bool = Field(default=False, description=PAST_DUE_HELP)
 
-    _due_at_utc = field_validator("due_at")(_naive_utc)
+    _due_at_utc = field_validator("due_at", "late_until")(_naive_utc)
 
     @model_validator(mode="after")
     def _check(self) -> AssignmentCreateBody:
@@ -118,15 +133,19 @@ class AssignmentPatchBody(Strict):
     max_score: float | None = Field(default=None, gt=0, le=10_000)
     max_attempts: int | None = Field(default=None, ge=1)
     due_at: datetime | None = None
+    late_until: datetime | None = None
+    late_penalty: LatePenaltyBody | None = None
+    counts: Counts | None = None
     published: bool | None = None
     feedback: FeedbackBody | None = None
+    allow_past_due: bool = Field(default=False, description=PAST_DUE_HELP)
 
-    _due_at_utc = field_validator("due_at")(_naive_utc)
+    _due_at_utc = field_validator("due_at", "late_until")(_naive_utc)
 
     @model_validator(mode="after")
     def _check(self) -> AssignmentPatchBody:
         _unique_test_names(self.tests)
-        nullable = {"max_attempts", "due_at"}
+        nullable = {"max_attempts", "due_at", "late_until", "late_penalty"}
         for name in self.model_fields_set - nullable:
             if getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
@@ -161,6 +180,22 @@ class RosterBody(Strict):
         "column; other columns are ignored",
         examples=["email,name\nada@example.org,Ada Lovelace\n"],
     )
+
+
+class ExtensionBody(Strict):
+    """A student's own dates; without `late_until`, the assignment's late window applies
+    when it ends after this `due_at`."""
+
+    due_at: datetime
+    late_until: datetime | None = None
+
+    _utc = field_validator("due_at", "late_until")(_naive_utc)
+
+    @model_validator(mode="after")
+    def _check(self) -> ExtensionBody:
+        if self.late_until is not None and self.late_until <= self.due_at:
+            raise ValueError("late_until must be after due_at")
+        return self
 
 
 class SubmissionCreateBody(Strict):

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner_image.contract import STAFF_ONLY_METRICS, TestCase, TestResult
-from webapp.models import Assignment, Submission, User
+from webapp.deadlines import recorded_penalty
+from webapp.models import Assignment, Extension, Submission, User
 from webapp.responses import (
     AssignmentOut,
+    ExtensionOut,
     StudentOut,
     SubmissionOut,
     TestCaseOut,
@@ -57,6 +59,9 @@ def assignment_json(assignment: Assignment, is_owner: bool) -> AssignmentOut:
         max_score=assignment.max_score,
         max_attempts=assignment.max_attempts,
         due_at=iso(assignment.due_at),
+        late_until=iso(assignment.late_until),
+        late_penalty=assignment.penalty,
+        counts=assignment.counts,
         published=assignment.published,
         feedback=feedback if is_owner else feedback.model_copy(update={"rubric": None}),
         created_at=iso(assignment.created_at),
@@ -106,6 +111,9 @@ def submission_json(
             staff_only["student"] = StudentOut(
                 id=str(student.id), name=student.name, email=student.email
             )
+    raw_score, penalty = recorded_penalty(
+        submission.score, submission.raw_score, submission.penalty
+    )
     return SubmissionOut(
         id=str(submission.id),
         assignment_id=str(submission.assignment_id),
@@ -115,6 +123,10 @@ def submission_json(
         status=submission.status,
         verdict=submission.verdict,
         score=submission.score,
+        raw_score=raw_score,
+        penalty=penalty,
+        late=submission.late,
+        penalty_percent=submission.penalty_percent,
         max_score=submission.max_score,
         fail_tags=list(submission.fail_tags),
         feedback=submission.feedback,
@@ -130,4 +142,17 @@ def submission_json(
         started_at=iso(submission.started_at),
         finished_at=iso(submission.finished_at),
         **staff_only,
+    )
+
+
+def extension_json(extension: Extension, student: User | None) -> ExtensionOut:
+    return ExtensionOut(
+        assignment_id=str(extension.assignment_id),
+        user_id=str(extension.user_id),
+        name=student.name if student else None,
+        email=student.email if student else None,
+        due_at=iso(extension.due_at),
+        late_until=iso(extension.late_until),
+        granted_by=str(extension.granted_by),
+        updated_at=iso(extension.updated_at),
     )

@@ -65,6 +65,11 @@ class WebappSettings(SchedulerSettings):
     # Languages the runners can build; None means every language the runner knows (the
     # runner image installs all of them). The local launcher also checks this machine.
     runner_languages: CommaSeparated | None = None
+    # Cohort alerts of GET /api/assignments/<id>/stats: a test or fail tag that at least
+    # this share of the judged students fail in their latest submission, once at least
+    # STATS_ALERT_MIN_STUDENTS of them were judged.
+    stats_alert_share: float = Field(default=0.4, gt=0, le=1)
+    stats_alert_min_students: int = Field(default=10, ge=1)
 
     @field_validator("cors_origins", "runner_languages", mode="before")
     @classmethod

@@ -57,6 +57,8 @@ def caller(stack: DevStack) -> Iterator[Caller]:
     )
 
 
+# About 30 operations x EXAMPLES_PER_OPERATION calls, plus the stack's start when this is
+# the first integration test: over the default 120 s on a loaded 2-core machine.
 @pytest.mark.timeout(600)
 def test_public_api_keeps_its_document(caller: Caller, stack: DevStack) -> None:
     schema = schemathesis.openapi.from_url(f"{stack.api_url}/api/openapi.json")

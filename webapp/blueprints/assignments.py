@@ -15,13 +15,14 @@ from tasks.settings import LauncherKind
 from webapp.access import can_edit, can_see, is_staff_of
 from webapp.auth import login_required, object_id_or_404
 from webapp.courses import courses_of, default_course, role_in
+from webapp.deadlines import deadline_problem
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.models import STAFF_ROLES, Assignment, Course, CourseRole, User, utcnow
 from webapp.openapi import operation, public_api
 from webapp.pagination import PageQuery, paginated
 from webapp.responses import AssignmentOut, AssignmentPage
 from webapp.schemas import AssignmentCreateBody, AssignmentPatchBody, has_call_tests
-from webapp.serializers import assignment_json
+from webapp.serializers import assignment_json, iso
 from webapp.services import app_settings
 
 bp = Blueprint("assignments", __name__, url_prefix="/api/assignments")
@@ -109,9 +110,25 @@ def _check_language(language: str, tests: Sequence[TestCase] | None) -> None:
         raise ApiError(422, "unsupported_test_kind", "call tests are only available for python")
 
 
+def _check_deadlines(assignment: Assignment, due_at_sent: bool, allow_past_due: bool) -> None:
+    """Consistent dates (422 invalid_deadline), and no due date in the past unless the
+    instructor says so (422 due_in_past): a typo in the year would close the assignment."""
+    problem = deadline_problem(assignment.due_at, assignment.late_until, assignment.penalty)
+    if problem:
+        raise ApiError(422, "invalid_deadline", problem)
+    due_at = assignment.due_at
+    if due_at_sent and due_at is not None and due_at < utcnow() and not allow_past_due:
+        raise ApiError(
+            422,
+            "due_in_past",
+            "due_at is in the past; send allow_past_due: true if that is meant",
+            {"due_at": iso(due_at)},
+        )
+
+
 UNGRADABLE = (
     "`unsupported_language`, `unsupported_test_kind`, `memory_limit_too_high`, "
-    "`assignment_too_slow`"
+    "`assignment_too_slow`, `invalid_deadline`, `due_in_past`"
 )
 
 
@@ -134,13 +151,15 @@ def create_assignment():
     body = parse_body(AssignmentCreateBody)
     course = _course_to_post_in(g.user, body.course_id)
     _check_language(body.language, body.tests)
-    assignment = Assignment(
-        **body.model_dump(exclude={"tests", "feedback", "course_id"}),
-        owner_id=g.user.id,
-        course_id=course.id,
+    fields = body.model_dump(
+        exclude={"tests", "feedback", "late_penalty", "allow_past_due", "course_id"}
     )
+    assignment = Assignment(**fields, owner_id=g.user.id, course_id=course.id)
     assignment.test_cases = body.tests
     assignment.feedback_settings = body.feedback
+    if body.late_penalty is not None:
+        assignment.late_penalty = body.late_penalty.model_dump(mode="json")
+    _check_deadlines(assignment, due_at_sent=True, allow_past_due=body.allow_past_due)
     _check_fits_a_runner(assignment)
     assignment.save()
     return jsonify(assignment_json(assignment, is_owner=True).json_body()), 201
@@ -184,7 +203,7 @@ def patch_assignment(assignment_id: str):
     if not can_edit(g.user, assignment):
         raise ApiError(403, "forbidden", "only the course's instructors change assignments")
     body = parse_body(AssignmentPatchBody)
-    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    changes = {name: getattr(body, name) for name in body.model_fields_set - {"allow_past_due"}}
     if {"language", "tests"} & changes.keys():
         tests = body.tests if "tests" in changes else assignment.test_cases
         _check_language(changes.get("language", assignment.language), tests)
@@ -192,9 +211,13 @@ def patch_assignment(assignment_id: str):
         assignment.test_cases = changes.pop("tests")
     if "feedback" in changes:
         assignment.feedback_settings = changes.pop("feedback")
+    if "late_penalty" in changes:
+        penalty = changes.pop("late_penalty")
+        assignment.late_penalty = penalty.model_dump(mode="json") if penalty else None
     for name, value in changes.items():
         setattr(assignment, name, value)
     assignment.updated_at = utcnow()
+    _check_deadlines(assignment, "due_at" in changes, body.allow_past_due)
     _check_fits_a_runner(assignment)
     assignment.save()
     return jsonify(assignment_json(assignment, is_owner=True).json_body())

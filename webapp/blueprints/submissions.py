@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from functools import cache
 
+from bson import ObjectId
 from flask import Blueprint, g, jsonify, request
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
@@ -13,17 +15,19 @@ from webapp.access import is_staff_of
 from webapp.attempts import reserve_attempt
 from webapp.auth import login_required, object_id_or_404
 from webapp.blueprints.assignments import visible_assignment_or_404
+from webapp.deadlines import Lateness, lateness, student_deadlines
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.grading import discard_bundle, enqueue_grading
 from webapp.lifecycle import fail_unqueued
 from webapp.limits import limiter, signed_in_user
-from webapp.models import Assignment, Submission, User, utcnow
+from webapp.models import Assignment, Extension, Submission, User, utcnow
 from webapp.openapi import operation, public_api
 from webapp.pagination import PageQuery, paginated
 from webapp.responses import SubmissionOut, SubmissionPage
 from webapp.schemas import SubmissionCreateBody
-from webapp.serializers import submission_json
+from webapp.serializers import iso, submission_json
 from webapp.services import app_settings, services
+from webapp.stats_store import refresh_after_submit
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,24 @@ def _check_can_submit(assignment: Assignment, body: SubmissionCreateBody) -> Non
             "language_mismatch",
             f"this assignment is graded in {assignment.language}, not {body.language}",
         )
-    if assignment.due_at is not None and utcnow() > assignment.due_at:
-        raise ApiError(422, "past_due", "the due date of this assignment has passed")
+
+
+def _lateness(assignment: Assignment, user_id: ObjectId, now: datetime) -> Lateness:
+    """On time, late (with the penalty decided now), or 422 past_due; by the student's
+    extension when they have one."""
+    extension = None
+    if assignment.due_at is not None:
+        extension = Extension.objects(assignment_id=assignment.id, user_id=user_id).first()
+    deadlines = student_deadlines(assignment.deadlines, extension and extension.deadlines)
+    judged = lateness(now, deadlines, assignment.penalty)
+    if judged is None:
+        raise ApiError(
+            422,
+            "past_due",
+            "the due date of this assignment has passed",
+            {"due_at": iso(deadlines.due_at), "late_until": iso(deadlines.late_until)},
+        )
+    return judged
 
 
 class SubmissionListQuery(PageQuery):
@@ -82,6 +102,8 @@ def create_submission(assignment_id: str):
     assignment = visible_assignment_or_404(g.user, assignment_id)
     body = parse_body(SubmissionCreateBody)
     _check_can_submit(assignment, body)
+    now = utcnow()
+    late = _lateness(assignment, g.user.id, now)
     attempt = reserve_attempt(assignment, g.user.id)
     submission = Submission(
         assignment_id=assignment.id,
@@ -90,6 +112,9 @@ def create_submission(assignment_id: str):
         code=body.code,
         attempt=attempt,
         max_score=assignment.max_score,
+        created_at=now,
+        late=late.late,
+        penalty_percent=late.penalty_percent,
     )
     submission.save()
     try:
@@ -101,6 +126,7 @@ def create_submission(assignment_id: str):
         raise ApiError(
             503, "queue_unavailable", "the grading queue is unavailable; please retry"
         ) from exc
+    refresh_after_submit(submission)
     response = jsonify(submission_json(submission, assignment, is_instructor=False).json_body())
     response.headers["Location"] = f"/api/submissions/{submission.id}"
     return response, 202

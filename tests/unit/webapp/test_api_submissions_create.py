@@ -251,7 +251,7 @@ def test_past_due_is_422_past_due(
     submit, student, instructor, create_assignment, fake_redis, celery
 ):
     due = (utcnow() - timedelta(minutes=1)).isoformat() + "Z"
-    late = create_assignment(instructor, due_at=due)
+    late = create_assignment(instructor, due_at=due, allow_past_due=True)
 
     response = submit(student, late["id"])
 
