@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from flask import Blueprint, g, jsonify
-from mongoengine.queryset.visitor import Q
+from flask import Blueprint, Response, g, jsonify, stream_with_context
 
 from webapp.auth import login_required, object_id_or_404
 from webapp.courses import (
@@ -23,6 +22,7 @@ from webapp.courses import (
     set_staff_role,
 )
 from webapp.errors import ApiError, not_found, parse_body
+from webapp.gradebook import gradebook_lines
 from webapp.limits import limiter
 from webapp.models import (
     STAFF_ROLES,
@@ -31,7 +31,7 @@ from webapp.models import (
     CourseRole,
     Membership,
     PendingEnrolment,
-    Submission,
+    StudentStanding,
     User,
 )
 from webapp.openapi import operation, public_api
@@ -299,30 +299,59 @@ def roster(course_id: str):
 
 
 def _standings(assignments: list[Assignment], student_ids: list) -> dict:
-    """Per student: what they submitted to, what was accepted, their best scores."""
-    best: dict = defaultdict(dict)
-    accepted: dict = defaultdict(set)
-    counts: dict = defaultdict(int)
-    graded = Submission.objects(
-        Q(assignment_id__in=[a.id for a in assignments]) & Q(user_id__in=student_ids)
-    ).only("user_id", "assignment_id", "score", "verdict")
-    for submission in graded:
-        counts[submission.user_id] += 1
-        score = submission.score or 0.0
-        best[submission.user_id][submission.assignment_id] = max(
-            best[submission.user_id].get(submission.assignment_id, 0.0), score
-        )
-        if submission.verdict == "accepted":
-            accepted[submission.user_id].add(submission.assignment_id)
+    """Per student, from their standings (kept as results are stored, webapp.stats_store):
+    what they submitted to, what was accepted, their best scores."""
+    own = defaultdict(list)
+    for standing in StudentStanding.objects(
+        assignment_id__in=[a.id for a in assignments], user_id__in=student_ids
+    ).only("user_id", "submissions", "best_score", "first_accepted_attempt"):
+        own[standing.user_id].append(standing)
     max_total = sum(a.max_score for a in assignments)
     return {
         student: StandingOut(
             assignments=len(assignments),
-            submitted=len(best[student]),
-            accepted=len(accepted[student]),
-            best_score_total=sum(best[student].values()),
+            submitted=sum(1 for s in own[student] if s.submissions),
+            accepted=sum(1 for s in own[student] if s.first_accepted_attempt is not None),
+            best_score_total=sum(s.best_score or 0.0 for s in own[student]),
             max_score_total=max_total,
-            submissions=counts[student],
+            submissions=sum(s.submissions for s in own[student]),
         )
         for student in student_ids
     }
+
+
+@bp.get("/<course_id>/gradebook.csv")
+@operation(
+    public_api,
+    tags=TAGS,
+    ok={200: "`text/csv`: one row per student (by name), one column per assignment"},
+    errors={403: NOT_STAFF, 404: ""},
+)
+@login_required()
+def gradebook(course_id: str):
+    """The course's gradebook (staff): each student's best or last score of each
+    assignment, as the assignment counts it, with totals; safe to open in a spreadsheet."""
+    course, _ = course_or_404(g.user, course_id, *STAFF)
+    student_ids = [
+        m.user_id for m in Membership.objects(course_id=course.id, role=CourseRole.STUDENT)
+    ]
+    students = list(User.objects(id__in=student_ids).only("name", "email").order_by("name"))
+    assignments = list(
+        Assignment.objects(course_id=course.id)
+        .only("title", "max_score", "counts")
+        .order_by("created_at")
+    )
+    standings = {
+        (standing.assignment_id, standing.user_id): standing
+        for standing in StudentStanding.objects(
+            assignment_id__in=[a.id for a in assignments], user_id__in=student_ids
+        ).only("assignment_id", "user_id", "best_score", "latest_score")
+    }
+    return Response(
+        stream_with_context(gradebook_lines(students, assignments, standings)),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="course-{course.id}-gradebook.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

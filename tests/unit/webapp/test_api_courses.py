@@ -4,6 +4,8 @@ call gets 404 (or 403 where the caller can already see the object)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.unit.webapp.conftest import Account, _assignment_body
+from tests.unit.webapp.conftest import Account, _assignment_body, graded_result
 from webapp.courses import migrate_assignments_into_courses
 from webapp.models import Assignment, Course, Membership, Submission
 
@@ -357,3 +359,35 @@ def test_a_roster_that_is_not_csv_is_a_400_naming_the_line(client, world: World,
 
     assert (response.status_code, _code(response)) == (400, "invalid_roster")
     assert problem in response.get_json()["error"]["details"]["errors"][0]["message"]
+
+
+def test_the_course_gradebook_has_one_row_per_student_and_defuses_formulas(
+    client, world: World, submit, internal_post, register_outsider
+):
+    course_id = world.course_a["id"]
+    formula = register_outsider(name='=HYPERLINK("http://evil")')
+    _ok(
+        client.post(
+            "/api/courses/join",
+            json={"join_code": world.course_a["join_code"]},
+            headers=formula.headers,
+        )
+    )
+    for score in (40.0, 90.0):
+        submission = _ok(submit(world.joined_a, world.assignment_a["id"]), 202)
+        internal_post(submission["id"], "result", graded_result(score=score))
+
+    response = client.get(f"/api/courses/{course_id}/gradebook.csv", headers=world.ta.headers)
+    refused = client.get(f"/api/courses/{course_id}/gradebook.csv", headers=world.joined_a.headers)
+
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    header, body = rows[0], rows[1:]
+    assert header[:3] == ["student_id", "name", "email"] and header[-2:] == ["total", "total_max"]
+    assert [h.startswith("A1") for h in header[3:5]] == [True, False]
+    by_email = {row[2]: row for row in body}
+    assert set(by_email) == {world.joined_a.email, world.rostered_a.email, formula.email}
+    assert float(by_email[world.joined_a.email][3]) == 90.0  # the best counts by default
+    assert by_email[world.rostered_a.email][3] == ""  # nothing judged
+    assert by_email[formula.email][1].startswith("'=")
+    assert refused.status_code == 403
