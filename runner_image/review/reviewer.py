@@ -1,5 +1,6 @@
-"""The review step: injection check, LLM feedback (or the deterministic fallback), and the
-final result. The score stays the tests' (see grading.score)."""
+"""The review step: injection check, LLM feedback vetted against the run (or the
+deterministic fallback), and the final result. The tests own the score; the rubric's share
+is earned by passing them (see grading.score)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from runner_image.grading.score import rubric_weight
 from runner_image.review.feedback import assemble_result
 from runner_image.review.injection import INSTRUCTOR_TAG, detect_injection
 from runner_image.review.llm import request_feedback
+from runner_image.review.vetting import vet
 from runner_image.settings import RunnerSettings
 
 log = logging.getLogger("runner")
@@ -23,7 +25,14 @@ def review(bundle: Bundle, judgement: Judgement, settings: RunnerSettings) -> Re
     suspicions = detect_injection(bundle.code, *outputs)
     if suspicions:
         log.warning("submission %s: suspected injection (%s)", bundle.submission_id, suspicions)
-    reply = request_feedback(bundle, judgement, settings)
+    reply = vet(request_feedback(bundle, judgement, settings), bundle, judgement)
     log.info("submission %s: LLM feedback %s", bundle.submission_id, reply.status)
+    if reply.discarded_reason or reply.dropped_tags:
+        log.warning(
+            "submission %s: LLM answer %s, tags dropped %s",
+            bundle.submission_id,
+            reply.discarded_reason or "kept",
+            sorted(reply.dropped_tags),
+        )
     instructor_tags = [INSTRUCTOR_TAG] if suspicions else []
     return assemble_result(judgement, reply, rubric_weight(bundle), instructor_tags)
