@@ -40,9 +40,7 @@ def _failed(rows: Iterable[TestResult], verdicts: frozenset[Verdict] = EXECUTED_
 
 
 def _edge_case(bundle: Bundle, judgement: Judgement) -> str | None:
-    if any(row.verdict == Verdict.ACCEPTED for row in judgement.tests) and _failed(
-        judgement.tests
-    ):
+    if any(row.verdict == Verdict.ACCEPTED for row in judgement.tests) and _failed(judgement.tests):
         return None
     return "needs some tests passed and some failed"
 
@@ -64,9 +62,7 @@ def _inefficient(bundle: Bundle, judgement: Judgement) -> str | None:
         _near_limit(row, bundle) for row in judgement.tests
     ):
         return None
-    return (
-        f"needs a time or memory limit exceeded, or a test within {NEAR_LIMIT:.0%} of a limit"
-    )
+    return f"needs a time or memory limit exceeded, or a test within {NEAR_LIMIT:.0%} of a limit"
 
 
 RULES: dict[str, Callable[[Bundle, Judgement], str | None]] = {
