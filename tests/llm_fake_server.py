@@ -128,7 +128,7 @@ class FakeChatServer:
 
     def __init__(self, default: Behaviour | None = None) -> None:
         self.default: Behaviour = default or Completion(
-            {"feedback": "Looks fine.", "fail_tags": []}
+            {"feedback": "Looks fine.", "explanations": [], "fail_tags": []}
         )
         self.received: list[Received] = []
         self._script: list[Behaviour] = []
