@@ -13,7 +13,7 @@ rare false positive only costs the model's prose, never a point.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from runner_image.contract import Bundle, Verdict
@@ -21,6 +21,9 @@ from runner_image.grading.judge import Judgement
 from runner_image.review.filters import io_of
 
 MIN_QUOTE_WORDS = 8
+# What of each text the student sees is searched for a quote: a rubric sentence past the
+# first 256 KiB of a test's input is no excuse worth reading megabytes for.
+MAX_SEEN_CHARS = 256 * 1024
 
 CLAIMS_SUCCESS = "claims_success"
 CONTRADICTS_TEST = "contradicts_test"
@@ -177,19 +180,30 @@ def _shingles(text: str, size: int = MIN_QUOTE_WORDS) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
-def shared_run(said: str, secret: str, seen: set[tuple[str, ...]]) -> str | None:
+def shared_run(said: str, secret: str, seen: Iterable[str] = ()) -> str | None:
     """A run of `MIN_QUOTE_WORDS` words of `secret` that `said` repeats, unless the student
-    sees it elsewhere anyway (`seen`); None when there is none."""
-    quoted = (_shingles(secret) & _shingles(said)) - seen
-    return " ".join(min(quoted)) if quoted else None
+    sees it anyway in one of the `seen` texts; None when there is none. The seen texts
+    (up to megabytes of test data) are read only when there is a candidate."""
+    quoted = _shingles(secret) & _shingles(said)
+    if not quoted:
+        return None
+    visible = [f" {' '.join(_words(text[:MAX_SEEN_CHARS]))} " for text in seen]
+    for run in sorted(quoted):
+        phrase = f" {' '.join(run)} "
+        if not any(phrase in text for text in visible):
+            return phrase.strip()
+    return None
 
 
-def student_visible(bundle: Bundle) -> set[tuple[str, ...]]:
-    """The word runs of what the student sees anyway: the assignment, their code, the
-    public tests. Quoting those reveals nothing."""
-    texts = [bundle.assignment.title, bundle.assignment.description, bundle.code]
-    texts += [part for spec in bundle.tests if not spec.hidden for part in io_of(spec)]
-    return set().union(*(_shingles(text) for text in texts))
+def student_visible(bundle: Bundle) -> Iterator[str]:
+    """What the student sees anyway: the assignment, their code, the public tests. Quoting
+    it reveals nothing."""
+    yield bundle.assignment.title
+    yield bundle.assignment.description
+    yield bundle.code
+    for spec in bundle.tests:
+        if not spec.hidden:
+            yield from io_of(spec)
 
 
 def _score_statement(text: str, bundle: Bundle) -> str | None:
@@ -218,11 +232,10 @@ def inconsistency(
     tests, by test name), or None when a student may read it."""
     texts = [feedback, *explanations.values()]
     everything = "\n".join(texts)
-    seen = student_visible(bundle)
-    quoted = shared_run(everything, system_prompt, seen)
+    quoted = shared_run(everything, system_prompt, student_visible(bundle))
     if quoted:
         return Inconsistency(QUOTES_SYSTEM_PROMPT, f"quotes the system prompt ({quoted!r})")
-    quoted = shared_run(everything, bundle.feedback.rubric or "", seen)
+    quoted = shared_run(everything, bundle.feedback.rubric or "", student_visible(bundle))
     if quoted:
         return Inconsistency(QUOTES_RUBRIC, f"quotes the rubric ({quoted!r})")
     for text in texts:

@@ -164,8 +164,9 @@ class TestQuotes:
         assert inconsistency(said, {}, bundle, judgement, SYSTEM) is None
 
     def test_shared_run(self):
-        assert shared_run("a b c d e f g h i", "x a b c d e f g h y", set()) == "a b c d e f g h"
-        assert shared_run("a b c d e f g", "a b c d e f g", set()) is None
+        assert shared_run("a b c d e f g h i", "x a b c d e f g h y") == "a b c d e f g h"
+        assert shared_run("a b c d e f g", "a b c d e f g") is None
+        assert shared_run("a b c d e f g h", "a b c d e f g h", ["z A-B c d e f g h"]) is None
 
 
 def test_prose_drops_code():
