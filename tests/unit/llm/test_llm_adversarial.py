@@ -114,3 +114,14 @@ def test_a_passing_submission_told_it_fails_is_caught(fake_llm):
     _, result = reviewed(fake_llm, contradicting_model(), {})
     assert result.metrics["llm_discarded_reason"] == "contradicts_test"
     assert "fails: the loop stops" not in result.feedback
+
+
+def test_a_bug_in_the_vetting_costs_the_answer_not_the_grading(fake_llm, monkeypatch):
+    def broken(*args):
+        raise KeyError("explanations")
+
+    monkeypatch.setattr("runner_image.review.reviewer.vet", broken)
+    judgement, result = reviewed(fake_llm, MODES["praise"], FAILING)
+    assert (result.metrics["llm"], result.score) == ("error", judgement.score)
+    assert "Perfect solution" not in result.feedback
+    assert "- `negative`: **wrong_answer**" in result.feedback

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from runner_image.review.answer import FeedbackAnswer, RubricFeedbackAnswer, TestExplanation
+from runner_image.review.answer import (
+    MAX_EXPLANATION_CHARS,
+    MAX_EXPLANATIONS,
+    MAX_FEEDBACK_CHARS,
+    FeedbackAnswer,
+    RubricFeedbackAnswer,
+    TestExplanation,
+)
 from runner_image.review.consistency import inconsistency, prose, shared_run
 from runner_image.review.llm import LlmReply
 from runner_image.review.prompt import system_message
@@ -175,6 +182,25 @@ def test_prose_drops_code():
         "here.",
         "Done.",
     ]
+    assert prose("a ``x`y`` b ` c\n~~~~\nq\n~~~\nstill\n~~~~\nend").split() == [
+        "a",
+        "b",
+        "`",
+        "c",
+        "end",
+    ]
+
+
+@pytest.mark.parametrize(
+    "unit", ["`", "`a``b```c", "```", "~~~~", "not all tests pass ", "`negative` passes if "]
+)
+def test_the_largest_answer_is_checked_in_linear_time(unit):
+    """Backticks once took cubic time in a regex; a steered model can send 136,000 of them.
+    (The suite's timeout would stop a regression.)"""
+    bundle, judgement = failing()
+    text = (unit * MAX_FEEDBACK_CHARS)[:MAX_FEEDBACK_CHARS]
+    explanations = {f"t{i}": text[:MAX_EXPLANATION_CHARS] for i in range(MAX_EXPLANATIONS)}
+    inconsistency(text, explanations, bundle, judgement, SYSTEM)
 
 
 def answered(feedback="Mind the sign.", explanations=None, tags=(), rubric_score=None):
