@@ -29,7 +29,11 @@ def assignment_tags(bundle: Bundle) -> list[str]:
 
 
 def suggestible_tags(bundle: Bundle) -> list[str]:
-    return [*FEEDBACK_TAGS, *assignment_tags(bundle)]
+    """The tags the model is offered: only those the run could show evidence of
+    (review.evidence). Tags about a run need tests; `style` needs a rubric to judge by."""
+    has_rubric = bool((bundle.feedback.rubric or "").strip())
+    offered = [tag for tag in FEEDBACK_TAGS if (has_rubric if tag == "style" else bundle.tests)]
+    return offered + (assignment_tags(bundle) if bundle.tests else [])
 
 
 def kept_tags(suggested: list[str], allowed: list[str]) -> list[str]:

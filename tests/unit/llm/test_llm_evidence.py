@@ -142,6 +142,6 @@ class TestAssignmentTags:
 def test_an_assignment_without_tests_grounds_only_style():
     bundle = make_bundle(tests=(), rubric="Clear names", tags=["naming"])
     judgement = judge(bundle, [], "syntax_error")
-    kept, dropped = grounded_tags(suggestible_tags(bundle), bundle, judgement, 0.4)
+    kept, dropped = grounded_tags([*FEEDBACK_TAGS, "naming"], bundle, judgement, 0.4)
     assert kept == ["style"]
     assert set(dropped) == {"edge_case", "off_by_one", "inefficient", "naming"}

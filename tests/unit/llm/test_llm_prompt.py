@@ -174,10 +174,16 @@ class TestSchema:
         bundle = make_bundle(tags=["Recursion", "uses_loops", "wrong_answer", "bad tag!"])
         assert assignment_tags(bundle) == ["recursion", "uses_loops"]
         tags = suggestible_tags(bundle)
-        assert tags == [*FEEDBACK_TAGS, "recursion", "uses_loops"]
+        assert tags == ["edge_case", "off_by_one", "inefficient", "recursion", "uses_loops"]
         assert not set(tags) & set(VERDICT_TAGS)
         schema = response_format(tags, False)["json_schema"]["schema"]
         assert schema["properties"]["fail_tags"]["items"]["enum"] == tags
+
+    def test_only_tags_the_run_could_show_are_offered(self):
+        assert suggestible_tags(make_bundle(rubric="Clear names.")) == list(FEEDBACK_TAGS)
+        no_tests = make_bundle(tests=(), rubric="Clear names.", tags=["recursion"])
+        assert suggestible_tags(no_tests) == ["style"]
+        assert suggestible_tags(make_bundle(tests=(), tags=["recursion"])) == []
 
     def test_a_tag_that_is_not_a_string_never_reaches_the_vocabulary(self):
         """The contract refuses it when the bundle is read, so it is never offered."""
