@@ -191,9 +191,7 @@ def test_prose_drops_code():
     ]
 
 
-@pytest.mark.parametrize(
-    "unit", ["`", "`a``b```c", "```", "~~~~", "not all tests pass ", "`negative` passes if "]
-)
+@pytest.mark.parametrize("unit", ["`", "`a``b```c", "not all tests pass "])
 def test_the_largest_answer_is_checked_in_linear_time(unit):
     """Backticks once took cubic time in a regex; a steered model can send 136,000 of them.
     (The suite's timeout would stop a regression.)"""
