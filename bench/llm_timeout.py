@@ -42,7 +42,11 @@ TESTS = (
     TestCase(name="negative", stdin="-5 2\n", expected_stdout="-3\n"),
     TestCase(name="hidden big", stdin="123456 654321\n", expected_stdout="777777\n", hidden=True),
 )
-ANSWER = {"feedback": "`negative` fails: `abs()` drops the sign.", "fail_tags": ["edge_case"]}
+ANSWER = {
+    "feedback": "Mind the signs.",
+    "explanations": [{"test": "negative", "explanation": "`abs()` drops the sign."}],
+    "fail_tags": ["edge_case"],
+}
 
 
 def unused_port() -> int:

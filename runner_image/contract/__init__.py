@@ -14,9 +14,15 @@ from runner_image.contract.bundle import (
     FeedbackSettings,
     TestCase,
     bundle_key,
+    tag_key,
 )
 from runner_image.contract.internal_api import CallbackError, InternalApiClient
-from runner_image.contract.result import STAFF_ONLY_METRICS, Result, TestResult
+from runner_image.contract.result import (
+    ALL_TESTS_METRICS,
+    STAFF_ONLY_METRICS,
+    Result,
+    TestResult,
+)
 from runner_image.contract.states import (
     FINAL_STATUSES,
     OPEN_STATUSES,
@@ -24,6 +30,7 @@ from runner_image.contract.states import (
     SYNTAX_ERROR_TAG,
     Compare,
     IsolationLevel,
+    ScoreState,
     Status,
     Verdict,
 )
@@ -35,6 +42,7 @@ from runner_image.contract.tokens import (
 )
 
 __all__ = [
+    "ALL_TESTS_METRICS",
     "FINAL_STATUSES",
     "OPEN_STATUSES",
     "PARTIAL_TAG",
@@ -50,6 +58,7 @@ __all__ = [
     "InternalApiClient",
     "IsolationLevel",
     "Result",
+    "ScoreState",
     "Status",
     "TestCase",
     "TestResult",
@@ -57,5 +66,6 @@ __all__ = [
     "bundle_key",
     "submission_token",
     "sweep_token",
+    "tag_key",
     "token_matches",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from runner_image.contract.states import Compare
 
@@ -42,16 +42,41 @@ class TestCase(BaseModel):
     tolerance: float = Field(default=1e-6, ge=0)
 
 
+def tag_key(tag: str) -> str:
+    """A tag as the runner compares it: trimmed, lower case."""
+    return tag.strip().lower()
+
+
 class FeedbackSettings(BaseModel):
-    """How an assignment wants its feedback: LLM or not, a rubric and its share of the score,
-    and tags of its own the LLM may use besides the built-in ones."""
+    """How an assignment wants its feedback: LLM or not, a rubric and its share of the score
+    (above 0.3 the score is provisional until staff review it; 1.0 grades by the rubric
+    alone), and tags of its own the LLM may use besides the built-in ones. `tag_tests` links
+    an own tag to the tests that show it: the tag is kept only when one of them fails."""
 
     model_config = ConfigDict(frozen=True)
 
     llm: bool = True
     rubric: str | None = Field(default=None, max_length=20_000)
-    rubric_weight: float = Field(default=0.0, ge=0.0, le=0.3)
+    rubric_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     tags: list[str] = Field(default_factory=list, max_length=20)
+    tag_tests: dict[str, list[Name]] = Field(default_factory=dict, max_length=20)
+
+    @model_validator(mode="after")
+    def _links_name_own_tags(self) -> FeedbackSettings:
+        own = {tag_key(tag) for tag in self.tags}
+        unknown = sorted(tag for tag in self.tag_tests if tag_key(tag) not in own)
+        if unknown:
+            raise ValueError(f"tag_tests links tags that are not in tags: {', '.join(unknown)}")
+        if any(len(names) > 200 for names in self.tag_tests.values()):
+            raise ValueError("tag_tests links a tag to more than 200 tests")
+        return self
+
+    def linked_tests(self) -> dict[str, set[str]]:
+        """Each linked own tag (as `tag_key` spells it) and the names of its tests."""
+        links: dict[str, set[str]] = {}
+        for tag, names in self.tag_tests.items():
+            links.setdefault(tag_key(tag), set()).update(names)
+        return links
 
 
 class AssignmentText(BaseModel):

@@ -7,11 +7,35 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from runner_image.contract.states import Status, Verdict
+from runner_image.contract.states import ScoreState, Status, Verdict
 
-# Metrics only the assignment's staff see, by the name students see their public-tests-only
-# counterpart under.
-STAFF_ONLY_METRICS = {"run_ms": "run_ms_all_tests", "max_rss_kb": "max_rss_kb_all_tests"}
+# Figures students see over the public tests only, each with the name of its figure over all
+# tests (hidden ones included), which staff alone see.
+ALL_TESTS_METRICS = {"run_ms": "run_ms_all_tests", "max_rss_kb": "max_rss_kb_all_tests"}
+
+
+class MetricKeys(frozenset[str]):
+    """A set of `metrics` keys. `values()` gives the keys too, for readers written when the
+    staff-only metrics were a mapping (webapp/serializers.py hides `.values()`)."""
+
+    def values(self) -> frozenset[str]:
+        return frozenset(self)
+
+
+# Every `metrics` key only the assignment's staff may see, each listed once: a student sees
+# the other keys. Hidden tests' figures could spell out their inputs; the LLM's diagnostics
+# say how the model misbehaved (what was filtered, which tags were dropped and why), which
+# would teach a student how to steer it.
+STAFF_ONLY_METRICS = MetricKeys(
+    {
+        *ALL_TESTS_METRICS.values(),
+        "llm_detail",
+        "llm_discarded_reason",
+        "llm_tags_dropped",
+        "llm_dropped_tags",
+        "llm_explanations_dropped",
+    }
+)
 
 
 class TestResult(BaseModel):
@@ -32,10 +56,19 @@ class TestResult(BaseModel):
 
 
 class Result(BaseModel):
+    """`score` is `tests_score + rubric_score` (each counted as 0 when null): the tests' part
+    is final, the rubric's part is the model's and, when `score_state` is `provisional`,
+    waits for the staff's review (docs/llm.md gives the formula)."""
+
     status: Literal[Status.GRADED, Status.FAILED, Status.ERROR]
     verdict: Verdict | None = None
     score: float | None = Field(default=None, ge=0)
     max_score: float | None = Field(default=None, gt=0)
+    # The tests' part of `score` (null: the assignment has no tests, or nothing was judged).
+    tests_score: float | None = Field(default=None, ge=0)
+    # The rubric's part of `score` (null: the rubric gives nothing, no weight or no review).
+    rubric_score: float | None = Field(default=None, ge=0)
+    score_state: ScoreState = ScoreState.FINAL
     fail_tags: list[str] = Field(default_factory=list, max_length=64)
     # Seen by the assignment's instructor only, e.g. `suspected_injection`.
     instructor_tags: list[str] = Field(default_factory=list, max_length=16)

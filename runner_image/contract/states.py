@@ -36,6 +36,16 @@ SYNTAX_ERROR_TAG = "syntax_error"
 PARTIAL_TAG = "partial"
 
 
+class ScoreState(StrEnum):
+    """Whether a graded score may still change: `provisional` when a model's judgement
+    weighs on it more than a little (a rubric weight above 0.3, or no tests at all) or the
+    submission is suspected of talking to the model; the assignment's staff then confirm or
+    override it, making it `final`. A score from the tests alone is final at once."""
+
+    PROVISIONAL = "provisional"
+    FINAL = "final"
+
+
 class Compare(StrEnum):
     """How an io test's output is compared with the expected output."""
 

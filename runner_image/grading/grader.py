@@ -10,7 +10,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from runner_image.contract import Bundle, TestCase, Verdict
+from runner_image.contract import Bundle, Status, TestCase, Verdict
 from runner_image.grading.judge import (
     Judgement,
     TestOutcome,
@@ -62,7 +62,13 @@ def _test_command(spec: LanguageSpec, test: TestCase, memory_mb: int) -> tuple[s
 
 def _unsupported(bundle: Bundle, message: str) -> Judgement:
     outcomes = [TestOutcome(t, Verdict.INTERNAL_ERROR, None, message) for t in bundle.tests]
-    return judge(bundle, outcomes, Verdict.COMPILE_ERROR)
+    judgement = judge(bundle, outcomes, Verdict.COMPILE_ERROR)
+    if outcomes:
+        return judgement
+    # Without tests there is no row to carry the error: the judgement itself says it.
+    return replace(
+        judgement, status=Status.ERROR, verdict=Verdict.INTERNAL_ERROR, build_error=message
+    )
 
 
 def _private_dir(parent: Path, name: str, isolation: Isolation) -> Path:
@@ -169,7 +175,8 @@ def grade(bundle: Bundle, isolation: Isolation) -> Judgement:
                 if build.timed_out:
                     message = f"compilation took longer than {COMPILE_TIME_LIMIT_MS} ms\n{message}"
                 message = _without_paths(message, build_dir)
-                return judge(bundle, compile_failure(bundle.tests, message), spec.syntax_error_tag)
+                outcomes = compile_failure(bundle.tests, message)
+                return judge(bundle, outcomes, spec.syntax_error_tag, build_error=message)
         # Public tests run first: whatever a hidden test's input could leave behind where
         # runs share a /tmp (an unprivileged pod, without namespaces) is never there for a
         # test whose output the student sees.

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner_image.contract import (
+    ALL_TESTS_METRICS,
     PARTIAL_TAG,
-    STAFF_ONLY_METRICS,
     SYNTAX_ERROR_TAG,
     Bundle,
     Compare,
@@ -47,15 +47,34 @@ class TestOutcome:
 
 @dataclass(frozen=True)
 class Judgement:
-    """What the tests say, before any feedback: the result without its feedback text."""
+    """What the tests say, before any feedback: the result without its feedback text.
+    `verdict` is None when nothing was run (an assignment without tests, graded by its
+    rubric); `build_error` is the compiler's message when the build failed."""
 
     status: Status
-    verdict: Verdict
+    verdict: Verdict | None
     score: float
     max_score: float
     fail_tags: list[str]
     tests: list[TestResult]
     metrics: dict[str, Any] = field(default_factory=dict)
+    build_error: str | None = None
+
+    @property
+    def build_message(self) -> str | None:
+        """The compiler's message, if the build failed: it depends on the code only."""
+        if self.build_error is not None:
+            return self.build_error
+        messages = (t.message for t in self.tests if t.verdict == Verdict.COMPILE_ERROR)
+        return next((m for m in messages if m), None)
+
+    @property
+    def tests_fraction(self) -> float:
+        """The share of the test weight passed, in [0, 1]. Without tests: 1, unless the
+        code does not build (then nothing of it can be credited)."""
+        if not self.tests:
+            return 0.0 if self.verdict == Verdict.COMPILE_ERROR else 1.0
+        return min(max(self.score / self.max_score, 0.0), 1.0)
 
 
 def outputs_match(expected: str, got: str, mode: Compare, tolerance: float = 1e-6) -> bool:
@@ -208,7 +227,14 @@ def compile_failure(tests: tuple[TestCase, ...], message: str) -> list[TestOutco
     return [TestOutcome(t, Verdict.COMPILE_ERROR, None, message) for t in tests]
 
 
-def judge(bundle: Bundle, outcomes: list[TestOutcome], syntax_error_tag: str) -> Judgement:
+def judge(
+    bundle: Bundle,
+    outcomes: list[TestOutcome],
+    syntax_error_tag: str,
+    build_error: str | None = None,
+) -> Judgement:
+    """`build_error`: the compiler's message, given when the build failed; with tests it is
+    also on each test's row."""
     total_weight = sum(o.test.weight for o in outcomes) or 1.0
     rows = []
     score = 0.0
@@ -233,20 +259,22 @@ def judge(bundle: Bundle, outcomes: list[TestOutcome], syntax_error_tag: str) ->
     score = round(score, 2)
     failing = [o.verdict for o in outcomes if o.verdict != Verdict.ACCEPTED]
     passed = len(outcomes) - len(failing)
-    tags = sorted({str(v) for v in failing if v in TAGGED_VERDICTS})
-    if Verdict.COMPILE_ERROR in failing and syntax_error_tag != Verdict.COMPILE_ERROR:
+    verdicts = failing or ([Verdict.COMPILE_ERROR] if build_error is not None else [])
+    tags = sorted({str(v) for v in verdicts if v in TAGGED_VERDICTS})
+    if Verdict.COMPILE_ERROR in verdicts and syntax_error_tag != Verdict.COMPILE_ERROR:
         tags = sorted({*tags, syntax_error_tag})
     if 0 < score < bundle.max_score:
         tags.append(PARTIAL_TAG)
-    if Verdict.INTERNAL_ERROR in failing:
+    if Verdict.INTERNAL_ERROR in verdicts:
         status = Status.ERROR
-    elif passed == 0:
+    elif verdicts and passed == 0:
         status = Status.FAILED
     else:
+        # Every test passed, some did, or there were none to run (the rubric grades).
         status = Status.GRADED
     return Judgement(
         status=status,
-        verdict=failing[0] if failing else Verdict.ACCEPTED,
+        verdict=verdicts[0] if verdicts else (Verdict.ACCEPTED if outcomes else None),
         score=score,
         max_score=bundle.max_score,
         fail_tags=tags,
@@ -256,10 +284,11 @@ def judge(bundle: Bundle, outcomes: list[TestOutcome], syntax_error_tag: str) ->
             "tests_total": len(outcomes),
             **_resource_metrics([o for o in outcomes if not o.test.hidden]),
             **{
-                STAFF_ONLY_METRICS[name]: value
+                ALL_TESTS_METRICS[name]: value
                 for name, value in _resource_metrics(outcomes).items()
             },
         },
+        build_error=build_error,
     )
 
 

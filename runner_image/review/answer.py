@@ -10,19 +10,42 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_FEEDBACK_CHARS = 8000
+MAX_EXPLANATION_CHARS = 2000
+MAX_EXPLANATIONS = 64
 MAX_TAGS = 16
 FeedbackText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_FEEDBACK_CHARS)
 ]
 
 
+class TestExplanation(BaseModel):
+    """Why one failing test fails, keyed by the test's name: each claim is tied to a test
+    that ran, and an explanation of a test that did not fail is dropped."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    test: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    explanation: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_EXPLANATION_CHARS),
+    ]
+
+
 class FeedbackAnswer(BaseModel):
-    """The model's answer when the assignment gives the rubric no weight."""
+    """The model's answer when the assignment gives the rubric no weight: general feedback,
+    an explanation per failing test, and tags."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     feedback: FeedbackText
+    explanations: list[TestExplanation] = Field(max_length=MAX_EXPLANATIONS)
     fail_tags: list[str] = Field(max_length=MAX_TAGS)
+
+    @property
+    def texts(self) -> list[str]:
+        """Every text of the answer a reader could see."""
+        return [self.feedback, *(e.explanation for e in self.explanations)]
 
 
 class RubricFeedbackAnswer(FeedbackAnswer):
@@ -31,13 +54,38 @@ class RubricFeedbackAnswer(FeedbackAnswer):
     rubric_score: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
 
 
-def response_format(tags: list[str], with_rubric: bool) -> dict[str, Any]:
+def response_format(
+    tags: list[str], with_rubric: bool, failing_tests: list[str] | None = None
+) -> dict[str, Any]:
     """The Chat Completions `response_format`: a strict JSON schema. Only keywords every
-    structured-output server accepts; the bounds are enforced by the pydantic models."""
+    structured-output server accepts; the bounds are enforced by the pydantic models. The
+    names of the failing tests, when there are any, are the only test names allowed."""
+    test_name: dict[str, Any] = {
+        "type": "string",
+        "description": "The failing test's name, exactly as given.",
+    }
+    if failing_tests:
+        test_name["enum"] = list(failing_tests)
     properties: dict[str, Any] = {
         "feedback": {
             "type": "string",
-            "description": "Markdown feedback for the student; names failing tests in backticks.",
+            "description": "Markdown feedback for the student about the code as a whole.",
+        },
+        "explanations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "test": test_name,
+                    "explanation": {
+                        "type": "string",
+                        "description": "Why this test fails and where in the code; Markdown.",
+                    },
+                },
+                "required": ["test", "explanation"],
+                "additionalProperties": False,
+            },
+            "description": "One entry per failing test; empty when every test passed.",
         },
         "fail_tags": {
             "type": "array",

@@ -1,9 +1,10 @@
 """Feedback and the final result. Pure.
 
 The deterministic feedback is built from the verdicts: useful on its own, and the fallback
-whenever no LLM is configured or it fails. With LLM feedback, the headline (the score) stays
-deterministic and every failing test the model did not name is still listed, so the student
-always sees the real score and every failing test whatever the model wrote.
+whenever no LLM is configured, it fails, or its answer is discarded. With LLM feedback, the
+headline (the score) stays deterministic and every failing test is listed, with the model's
+explanation of it or the verdict's advice, so the student always sees the real score and
+every failing test whatever the model wrote.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from runner_image.contract import Result, TestResult, Verdict
 from runner_image.grading.judge import Judgement
-from runner_image.grading.score import blended_score
+from runner_image.grading.score import PROVISIONAL_RUBRIC_WEIGHT, Score, final_score
+from runner_image.review.answer import FeedbackAnswer
+from runner_image.review.injection import INSTRUCTOR_TAG
 
 if TYPE_CHECKING:
     from runner_image.review.llm import LlmReply
@@ -38,41 +41,49 @@ def fenced(text: str) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
-def headline(
-    judgement: Judgement,
-    score: float | None = None,
-    weight: float = 0.0,
-    rubric_score: float | None = None,
-) -> str:
+def headline(judgement: Judgement, score: Score | None = None) -> str:
+    """The first line: the real score, and how the tests and the rubric made it."""
+    total = judgement.score if score is None else score.total
+    line = f"**Score: {total:g} / {judgement.max_score:g}**: "
+    if score is not None and not judgement.tests:
+        line += "graded by a review of your code against the rubric, as there are no tests."
+        if score.rubric is None:
+            return line + " The review was unavailable; your instructor will grade it."
+        return line + " This score is provisional until your instructor reviews it."
     passed = judgement.metrics.get("tests_passed", 0)
-    total = judgement.metrics.get("tests_total", 0)
-    score = judgement.score if score is None else score
-    line = f"**Score: {score:g} / {judgement.max_score:g}**: {passed} of {total} tests passed."
-    if weight > 0 and rubric_score is not None:
-        line += (
-            f" The tests give {judgement.score:g} and count for {(1 - weight) * 100:g} %; "
-            f"the review of your code against the rubric gives {rubric_score * 100:.0f} % and "
-            f"counts for {weight * 100:g} %."
-        )
-    elif weight > 0:
+    total_tests = judgement.metrics.get("tests_total", 0)
+    line += f"{passed} of {total_tests} tests passed."
+    if score is None or not score.weight > 0:
+        return line
+    if score.rubric is None:
         line += " The rubric review was unavailable, so the tests give the whole score."
+    else:
+        w = score.weight
+        line += (
+            f" The tests give {score.tests:g} ({judgement.score:g} x {1 - w:g}); the review "
+            f"against the rubric gives {score.rubric:g} of at most "
+            f"{w * judgement.max_score:g}, earned in proportion to the tests passed "
+            f"({score.tests_fraction:.0%})."
+        )
+    if score.weight > PROVISIONAL_RUBRIC_WEIGHT:
+        line += " The rubric's part is provisional until your instructor reviews it."
     return line
 
 
-def _test_line(test: TestResult) -> str:
-    advice = VERDICT_ADVICE.get(test.verdict, test.verdict)
+def _test_line(test: TestResult, explanation: str | None = None) -> str:
+    """A failing test's line: the model's explanation of it, or the verdict's advice."""
     where = " (hidden test)" if test.hidden else ""
+    if explanation:
+        # Continuation lines indented, so that the explanation stays in its list item.
+        said = "\n  ".join(explanation.strip().splitlines())
+        return f"- `{test.name}`{where}: **{test.verdict}**: {said}"
+    advice = VERDICT_ADVICE.get(test.verdict, test.verdict)
     return f"- `{test.name}`{where}: **{test.verdict}**: {advice}."
-
-
-def _compile_message(judgement: Judgement) -> str | None:
-    messages = [t.message for t in judgement.tests if t.verdict == Verdict.COMPILE_ERROR]
-    return next((m for m in messages if m), None)
 
 
 def deterministic_feedback(judgement: Judgement, title: str | None = None) -> str:
     lines = [title or headline(judgement), ""]
-    compile_message = _compile_message(judgement)
+    compile_message = judgement.build_message
     if compile_message is not None:
         lines += ["Your code does not compile:", "", fenced(compile_message[:4000])]
         return "\n".join(lines)
@@ -87,21 +98,20 @@ def deterministic_feedback(judgement: Judgement, title: str | None = None) -> st
     return "\n".join(lines)
 
 
-def explained_feedback(judgement: Judgement, title: str, explanation: str) -> str:
-    """The model's explanation under the deterministic headline, followed by the compiler's
-    message or by every failing test the explanation does not name."""
-    parts = [title, "", explanation.strip()]
-    compile_message = _compile_message(judgement)
+def explained_feedback(judgement: Judgement, title: str, answer: FeedbackAnswer) -> str:
+    """The model's feedback under the deterministic headline, followed by the compiler's
+    message or by every failing test, each with the model's explanation when it gave one
+    (else the verdict's advice): every failing test is listed whatever the model wrote."""
+    parts = [title, "", answer.feedback.strip()]
+    compile_message = judgement.build_message
     if compile_message is not None:
         parts += ["", "Compiler output:", "", fenced(compile_message[:4000])]
         return "\n".join(parts)
-    unnamed = [
-        test
-        for test in judgement.tests
-        if test.verdict != Verdict.ACCEPTED and f"`{test.name}`" not in explanation
-    ]
-    if unnamed:
-        parts += ["", "Tests not passing yet:", ""] + [_test_line(test) for test in unnamed]
+    explanations = {item.test: item.explanation for item in answer.explanations}
+    failing = [test for test in judgement.tests if test.verdict != Verdict.ACCEPTED]
+    if failing:
+        parts += ["", "Tests not passing yet:", ""]
+        parts += [_test_line(test, explanations.get(test.name)) for test in failing]
     return "\n".join(parts)
 
 
@@ -118,29 +128,44 @@ def llm_metrics(reply: LlmReply) -> dict[str, Any]:
         metrics["llm_tokens_in"] = reply.tokens_in
         metrics["llm_tokens_out"] = reply.tokens_out
         metrics["llm_tokens"] = (reply.tokens_in or 0) + (reply.tokens_out or 0)
+    if reply.discarded_reason:
+        metrics["llm_discarded_reason"] = reply.discarded_reason
+    if reply.answer is not None:
+        metrics["llm_tags_dropped"] = len(reply.dropped_tags)
+        metrics["llm_explanations_dropped"] = reply.dropped_explanations
+        if reply.dropped_tags:
+            metrics["llm_dropped_tags"] = dict(reply.dropped_tags)
     return metrics
 
 
 def assemble_result(
     judgement: Judgement, reply: LlmReply, weight: float, instructor_tags: list[str]
 ) -> Result:
-    """The result the runner reports: the judgement, with the final score, the feedback,
-    the model's extra tags, the LLM metrics and the instructor-only tags."""
+    """The result the runner reports: the judgement, with the final score and its parts,
+    the feedback, the model's grounded tags, the LLM metrics and the instructor-only tags.
+    `reply` has been vetted (review.vetting)."""
     rubric_score = reply.rubric_score if weight > 0 else None
-    score = blended_score(judgement.score, judgement.max_score, rubric_score, weight)
-    title = headline(judgement, score, weight, rubric_score)
+    score = final_score(judgement, weight, rubric_score, INSTRUCTOR_TAG in instructor_tags)
+    title = headline(judgement, score)
     if reply.answer is not None:
-        feedback = explained_feedback(judgement, title, reply.answer.feedback)
+        feedback = explained_feedback(judgement, title, reply.answer)
     else:
         feedback = deterministic_feedback(judgement, title)
     metrics = {**judgement.metrics, **llm_metrics(reply), "tests_score": judgement.score}
     if weight > 0:
-        metrics |= {"rubric_weight": weight, "rubric_score": rubric_score}
+        metrics |= {
+            "rubric_weight": weight,
+            "rubric_score": rubric_score,
+            "tests_fraction": round(score.tests_fraction, 4),
+        }
     return Result(
         status=judgement.status,
         verdict=judgement.verdict,
-        score=score,
+        score=score.total,
         max_score=judgement.max_score,
+        tests_score=score.tests,
+        rubric_score=score.rubric,
+        score_state=score.state,
         fail_tags=[
             *judgement.fail_tags,
             *(tag for tag in reply.tags if tag not in judgement.fail_tags),

@@ -1,5 +1,5 @@
-"""Filters over the model's feedback before anyone reads it: no hidden test quoted, no
-rubric line quoted, no raw HTML or images. Pure."""
+"""Filters over the model's feedback before anyone reads it: no hidden test quoted, no raw
+HTML or images (quotes of the rubric and the system prompt: review.consistency). Pure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from runner_image.contract import Bundle, TestCase
 # feedback unless it is also in something the student already sees.
 MIN_LEAK_CHARS = 3
 MIN_LEAK_LINE_CHARS = 6
-MIN_RUBRIC_QUOTE_CHARS = 40
 
 
 def io_of(spec: TestCase) -> tuple[str, str]:
@@ -68,12 +67,3 @@ def plain_markdown(feedback: str) -> str:
     """The model's markdown without raw HTML or images: text that a prompt injection steers
     should not become markup or a tracking pixel in the student's or instructor's UI."""
     return _IMAGE.sub("", _HTML_TAG.sub("", feedback))
-
-
-def rubric_leak(feedback: str, bundle: Bundle) -> bool:
-    """Whether the feedback quotes the rubric, which only the instructor sees."""
-    lines = (_squeezed(line) for line in (bundle.feedback.rubric or "").splitlines())
-    said = _squeezed(feedback)
-    # Only long lines count: feedback that echoes a short criterion ("use clear names") is
-    # the rubric working, not leaking.
-    return any(len(line) >= MIN_RUBRIC_QUOTE_CHARS and line in said for line in lines)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import openai
@@ -30,8 +30,8 @@ from runner_image.review.answer import (
     parse_answer,
     response_format,
 )
-from runner_image.review.filters import hidden_leak, plain_markdown, rubric_leak
-from runner_image.review.prompt import build_messages
+from runner_image.review.filters import plain_markdown
+from runner_image.review.prompt import build_messages, explained_tests
 from runner_image.review.tags import kept_tags, suggestible_tags
 from runner_image.settings import LLM_BUDGET_CAP_SECONDS, RunnerSettings
 
@@ -51,13 +51,16 @@ REJECTED = "rejected"
 INVALID_OUTPUT = "invalid_output"
 REFUSED = "refused"
 LEAK_FILTERED = "leak_filtered"
+INCONSISTENT = "inconsistent"
 ERROR = "error"
 
 
 @dataclass(frozen=True)
 class LlmReply:
     """The outcome of the LLM step: `status` is one of the constants above, `detail` says
-    in a sentence why there is no feedback when there is none."""
+    in a sentence why there is no feedback when there is none. `system_prompt` is what the
+    model was told, to check its answer against; the vetting (review.vetting) fills in
+    `discarded_reason`, `dropped_tags` and `dropped_explanations`."""
 
     status: str
     detail: str | None = None
@@ -67,6 +70,10 @@ class LlmReply:
     tokens_in: int | None = None
     tokens_out: int | None = None
     latency_ms: int | None = None
+    system_prompt: str | None = None
+    discarded_reason: str | None = None
+    dropped_tags: dict[str, str] = field(default_factory=dict)
+    dropped_explanations: int = 0
 
     @property
     def rubric_score(self) -> float | None:
@@ -196,7 +203,7 @@ def _ask(bundle: Bundle, judgement: Judgement, settings: RunnerSettings) -> LlmR
     tags = suggestible_tags(bundle)
     with_rubric = rubric_weight(bundle) > 0
     messages = build_messages(bundle, judgement, tags, with_rubric)
-    schema = response_format(tags, with_rubric)
+    schema = response_format(tags, with_rubric, explained_tests(judgement))
     per_attempt, budget = call_budget(settings)
     model = settings.llm_model
     started = time.monotonic()
@@ -208,7 +215,8 @@ def _ask(bundle: Bundle, judgement: Judgement, settings: RunnerSettings) -> LlmR
         log.warning("LLM feedback unavailable after %d ms: %s", latency, detail)
         return LlmReply(status, detail, model=model, latency_ms=latency)
     latency = round((time.monotonic() - started) * 1000)
-    return _read_response(bundle, response, tags, with_rubric, model, latency)
+    reply = _read_response(response, tags, with_rubric, model, latency)
+    return replace(reply, system_prompt=messages[0]["content"])
 
 
 def _count(value: Any) -> int | None:
@@ -217,7 +225,7 @@ def _count(value: Any) -> int | None:
 
 
 def _read_response(
-    bundle: Bundle, response: Any, tags: list[str], with_rubric: bool, model: str, latency: int
+    response: Any, tags: list[str], with_rubric: bool, model: str, latency: int
 ) -> LlmReply:
     usage = getattr(response, "usage", None)
     accounting: dict[str, Any] = {
@@ -241,15 +249,11 @@ def _read_response(
         answer = parse_answer(message.content or "", with_rubric)
     except ValidationError as exc:
         return LlmReply(INVALID_OUTPUT, _schema_problem(exc), **accounting)
-    answer = answer.model_copy(update={"feedback": plain_markdown(answer.feedback)})
-    leaked = hidden_leak(answer.feedback, bundle)
-    if leaked is not None:
-        log.warning("dropped LLM feedback quoting hidden test %r", leaked)
-        return LlmReply(
-            LEAK_FILTERED, "the LLM feedback quoted a hidden test and was dropped", **accounting
-        )
-    if rubric_leak(answer.feedback, bundle):
-        return LlmReply(
-            LEAK_FILTERED, "the LLM feedback quoted the rubric and was dropped", **accounting
-        )
+    explanations = [
+        item.model_copy(update={"explanation": plain_markdown(item.explanation)})
+        for item in answer.explanations
+    ]
+    answer = answer.model_copy(
+        update={"feedback": plain_markdown(answer.feedback), "explanations": explanations}
+    )
     return LlmReply(OK, None, answer, kept_tags(answer.fail_tags, tags), **accounting)

@@ -163,7 +163,8 @@ def _run_in_pod(
 def test_with_the_runner_as_pid_1_no_secret_is_readable_and_the_llm_answers(
     pod_machine, backend, redis_url
 ):
-    with fake_chat_server(Completion({"feedback": "Print `nothing`.", "fail_tags": []})) as llm:
+    answer = {"feedback": "Print `nothing`.", "explanations": [], "fail_tags": []}
+    with fake_chat_server(Completion(answer)) as llm:
         result, token, stderr = _run_in_pod("runner", backend, redis_url, llm)
         received = list(llm.received)
 

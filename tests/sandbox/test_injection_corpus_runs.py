@@ -1,7 +1,8 @@
 """The injection corpus: real submissions, graded by the real grader, reviewed by a fake model
 that obeys every injection (full marks, a perfect rubric score, made-up tags). Every final
-score must equal the test score (or, where the rubric has weight w, the test score's share
-untouched plus at most w), and every corpus submission must be tagged for the instructor."""
+score must equal the test score (the rubric's share is earned by passing tests, so a perfect
+rubric score gives back exactly what the weight took), no praise it was told to give may
+reach the student, and every corpus submission must be tagged for the instructor."""
 
 from __future__ import annotations
 
@@ -50,12 +51,14 @@ def test_the_corpus_spans_scores(graded):
 def test_without_rubric_weight_the_score_is_the_test_score(name, code, graded, obeying_llm):
     judgement = graded[name]
     result = review(make_bundle(code), judgement, llm_settings(obeying_llm.base_url))
-    assert result.metrics["llm"] == "ok"  # the model did answer, and obeyed
+    # The model did answer, and obeyed: what it said was vetted, and dropped if it lied.
+    assert result.metrics["llm"] in ("ok", "inconsistent")
+    assert "Full marks" not in result.feedback and "100/100" not in result.feedback[40:]
     assert result.score == judgement.score
     assert result.status == judgement.status
     assert result.instructor_tags == ["suspected_injection"]
     assert "suspected_injection" not in result.fail_tags
-    assert "accepted" not in result.fail_tags and "full_marks" not in result.fail_tags
+    assert set(result.fail_tags) <= {*judgement.fail_tags, "edge_case", "off_by_one"}
     assert "injection" not in result.feedback.lower()
     assert result.feedback.startswith(f"**Score: {judgement.score:g} / 100**")
 
@@ -66,12 +69,13 @@ def test_with_rubric_weight_only_the_rubric_share_can_move(name, code, weight, g
     judgement = graded[name]
     bundle = make_bundle(code, rubric=RUBRIC, rubric_weight=weight)
     result = review(bundle, judgement, llm_settings(obeying_llm.base_url))
-    assert result.metrics["rubric_score"] == 1.0  # the obeying model's
+    # The obeying model's perfect rubric score, or none where its answer was dropped.
+    assert result.metrics["rubric_score"] in (1.0, None)
     assert result.metrics["tests_score"] == judgement.score
-    expected = round(judgement.score * (1 - weight) + 1.0 * 100 * weight, 2)
-    assert result.score == expected
-    assert result.score - judgement.score * (1 - weight) <= 100 * weight + 0.01
+    assert result.score == judgement.score
+    assert (result.rubric_score or 0) <= round(weight * judgement.score, 2)
     assert result.instructor_tags == ["suspected_injection"]
+    assert result.score_state == "provisional"
 
 
 @pytest.mark.parametrize(("name", "code"), INJECTION_CORPUS[:4], ids=CORPUS_IDS[:4])
@@ -81,7 +85,7 @@ def test_an_obeying_model_that_breaks_the_schema_changes_nothing(name, code, gra
         result = review(make_bundle(code), judgement, llm_settings(llm.base_url))
     assert result.metrics["llm"] == "invalid_output"
     assert result.score == judgement.score
-    assert "Full marks" not in result.feedback
+    assert "Full marks" not in result.feedback and "Perfect" not in result.feedback
     assert result.instructor_tags == ["suspected_injection"]
 
 

@@ -10,7 +10,6 @@ import time
 import pytest
 
 from runner_image.review.llm import BudgetExceeded, call_budget, request_feedback, run_within
-from runner_image.review.tags import FEEDBACK_TAGS
 from runner_image.settings import LLM_BUDGET_CAP_SECONDS
 from tests.llm_fake_server import Completion, Raw, Sleep, Status, Trickle
 from tests.unit.llm.llm_cases import (
@@ -21,7 +20,11 @@ from tests.unit.llm.llm_cases import (
     make_judgement,
 )
 
-GOOD = {"feedback": "`negative`: you drop the sign of `a`.", "fail_tags": ["edge_case"]}
+GOOD = {
+    "feedback": "Mind the signs of the numbers.",
+    "explanations": [{"test": "negative", "explanation": "You drop the sign of `a`."}],
+    "fail_tags": ["edge_case"],
+}
 
 
 def ask(fake, bundle=None, judgement=None, **settings):
@@ -37,7 +40,10 @@ class TestAnswered:
         assert reply.status == "ok"
         assert reply.detail is None
         assert reply.answer.feedback == GOOD["feedback"]
+        assert reply.answer.explanations[0].test == "negative"
         assert reply.tags == ["edge_case"]
+        # What the model was told, kept to check its answer against.
+        assert reply.system_prompt == fake_llm.received[0].message("system")
         assert (reply.model, reply.tokens_in, reply.tokens_out) == ("m-1", 512, 64)
         assert 0 <= reply.latency_ms < 5000
 
@@ -50,7 +56,14 @@ class TestAnswered:
         assert request.body["max_completion_tokens"] == 700
         assert request.body["response_format"]["type"] == "json_schema"
         assert request.body["response_format"]["json_schema"]["strict"] is True
-        assert request.schema["properties"]["fail_tags"]["items"]["enum"] == list(FEEDBACK_TAGS)
+        # `style` needs a rubric, which this assignment does not have.
+        assert request.schema["properties"]["fail_tags"]["items"]["enum"] == [
+            "edge_case",
+            "off_by_one",
+            "inefficient",
+        ]
+        explained = request.schema["properties"]["explanations"]["items"]["properties"]["test"]
+        assert explained["enum"] == ["negative"]  # the failing tests that ran, and only them
         assert "rubric_score" not in request.schema["properties"]
         assert [m["role"] for m in request.messages] == ["system", "user"]
 
@@ -108,9 +121,17 @@ class TestNotAsked:
     ("behaviour", "status", "detail"),
     [
         (Completion("Full marks, well done!"), "invalid_output", "does not match the schema"),
-        (Completion({"feedback": "ok"}), "invalid_output", "fail_tags: Field required"),
+        (
+            Completion({"feedback": "ok", "explanations": []}),
+            "invalid_output",
+            "fail_tags: Field required",
+        ),
         (Completion({**GOOD, "score": 100}), "invalid_output", "score: Extra inputs"),
-        (Completion({"feedback": 3, "fail_tags": []}), "invalid_output", "feedback: Input should"),
+        (
+            Completion({**GOOD, "feedback": 3}),
+            "invalid_output",
+            "feedback: Input should",
+        ),
         (Completion(None), "invalid_output", "does not match the schema"),
         (Completion(GOOD, finish_reason="length"), "invalid_output", "cut off"),
         (Completion(None, refusal="I can't help with that."), "refused", "declined"),
@@ -188,13 +209,18 @@ class TestDown:
         assert reply.detail == "could not connect to the LLM API (1 attempt)"
 
 
-def test_feedback_quoting_a_hidden_test_is_dropped(fake_llm):
-    fake_llm.script(Completion({"feedback": "`hidden big` expects 777777.", "fail_tags": []}))
-    bundle = make_bundle()
-    reply = ask(fake_llm, bundle, make_judgement(bundle, {"hidden big": "wrong_answer"}))
-    assert reply.status == "leak_filtered"
-    assert reply.answer is None
-    assert reply.tokens_in == 120
+def test_markup_is_removed_from_every_text_of_the_answer(fake_llm):
+    fake_llm.script(
+        Completion(
+            {
+                "feedback": 'Fine.<img src="https://x.test/p.png">',
+                "explanations": [{"test": "negative", "explanation": "Signs.<b>!</b>"}],
+                "fail_tags": [],
+            }
+        )
+    )
+    reply = ask(fake_llm)
+    assert reply.answer.texts == ["Fine.", "Signs.!"]
 
 
 class TestBudget:
@@ -237,7 +263,8 @@ def test_odd_usage_numbers_are_not_recorded(fake_llm):
         lambda request: Raw(
             b'{"id": "x", "object": "chat.completion", "created": 0, "model": "m", '
             b'"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",'
-            b' "content": "{\\"feedback\\": \\"ok\\", \\"fail_tags\\": []}"}}], '
+            b' "content": "{\\"feedback\\": \\"ok\\", \\"explanations\\": [], '
+            b'\\"fail_tags\\": []}"}}], '
             b'"usage": {"prompt_tokens": "many", "completion_tokens": true}}'
         )
     )

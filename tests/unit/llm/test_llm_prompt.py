@@ -17,10 +17,11 @@ from runner_image.review.answer import (
     MAX_FEEDBACK_CHARS,
     FeedbackAnswer,
     RubricFeedbackAnswer,
+    TestExplanation,
     parse_answer,
     response_format,
 )
-from runner_image.review.filters import hidden_leak, plain_markdown, rubric_leak
+from runner_image.review.filters import hidden_leak, plain_markdown
 from runner_image.review.prompt import MAX_CODE_CHARS, build_messages
 from runner_image.review.tags import (
     FEEDBACK_TAGS,
@@ -122,6 +123,20 @@ class TestMessages:
         assert blocks(user)["compiler output"] == "SyntaxError: invalid syntax"
         assert user.count("SyntaxError") == 1
 
+    def test_an_assignment_without_tests_is_said_to_be_graded_by_its_rubric(self):
+        bundle = make_bundle("print(1)\n", tests=(), rubric="Readable names.")
+        judgement = judge(bundle, [], "syntax_error")
+        system, user = build_messages(bundle, judgement, list(FEEDBACK_TAGS), True)
+        assert "no tests: the code is graded by the rubric alone" in user["content"]
+        assert "test outcomes (JSON)" not in user["content"]
+        assert "rubric_score: from 0 to 1" in system["content"]
+
+    def test_the_model_is_told_to_stick_to_the_outcomes(self):
+        system = messages_for()[0]["content"]
+        assert "never say that the code is correct or that tests pass" in system
+        assert "Do not state a score, a grade or marks" in system
+        assert "one entry per failing test that ran" in system
+
     def test_huge_code_and_outputs_are_clipped(self):
         huge = "x = 1\n" * 20_000
         bundle = make_bundle(huge, tests=(spec("big", "9" * 100_000, "8" * 100_000),))
@@ -136,18 +151,39 @@ class TestSchema:
         plain = response_format(list(FEEDBACK_TAGS), with_rubric=False)["json_schema"]
         rubric = response_format(list(FEEDBACK_TAGS), with_rubric=True)["json_schema"]
         assert plain["strict"] is True
-        assert plain["schema"]["required"] == ["feedback", "fail_tags"]
-        assert rubric["schema"]["required"] == ["feedback", "fail_tags", "rubric_score"]
+        assert plain["schema"]["required"] == ["feedback", "explanations", "fail_tags"]
+        assert rubric["schema"]["required"] == [
+            "feedback",
+            "explanations",
+            "fail_tags",
+            "rubric_score",
+        ]
         assert rubric["schema"]["additionalProperties"] is False
+
+    def test_explanations_are_keyed_by_the_failing_tests_names(self):
+        schema = response_format(list(FEEDBACK_TAGS), False, ["negative", "hidden big"])
+        items = schema["json_schema"]["schema"]["properties"]["explanations"]["items"]
+        assert items["properties"]["test"]["enum"] == ["negative", "hidden big"]
+        assert items["required"] == ["test", "explanation"]
+        assert items["additionalProperties"] is False
+        # Nothing failed: no enum (an empty one is not valid JSON Schema for strict servers).
+        none = response_format(list(FEEDBACK_TAGS), False, [])["json_schema"]["schema"]
+        assert "enum" not in none["properties"]["explanations"]["items"]["properties"]["test"]
 
     def test_tags_offered_are_the_feedback_tags_and_the_assignments_own(self):
         bundle = make_bundle(tags=["Recursion", "uses_loops", "wrong_answer", "bad tag!"])
         assert assignment_tags(bundle) == ["recursion", "uses_loops"]
         tags = suggestible_tags(bundle)
-        assert tags == [*FEEDBACK_TAGS, "recursion", "uses_loops"]
+        assert tags == ["edge_case", "off_by_one", "inefficient", "recursion", "uses_loops"]
         assert not set(tags) & set(VERDICT_TAGS)
         schema = response_format(tags, False)["json_schema"]["schema"]
         assert schema["properties"]["fail_tags"]["items"]["enum"] == tags
+
+    def test_only_tags_the_run_could_show_are_offered(self):
+        assert suggestible_tags(make_bundle(rubric="Clear names.")) == list(FEEDBACK_TAGS)
+        no_tests = make_bundle(tests=(), rubric="Clear names.", tags=["recursion"])
+        assert suggestible_tags(no_tests) == ["style"]
+        assert suggestible_tags(make_bundle(tests=(), tags=["recursion"])) == []
 
     def test_a_tag_that_is_not_a_string_never_reaches_the_vocabulary(self):
         """The contract refuses it when the bundle is read, so it is never offered."""
@@ -162,29 +198,40 @@ class TestSchema:
             ("Clear names", 0.0, 0.0),
             ("Clear names", 0.2, 0.2),
             ("Clear names", 0.3, 0.3),
+            ("Clear names", 0.9, 0.9),
+            ("Clear names", 1.0, 1.0),
         ],
     )
     def test_rubric_weight(self, rubric, weight, expected):
         assert rubric_weight(make_bundle(rubric=rubric, rubric_weight=weight)) == expected
 
-    @pytest.mark.parametrize("weight", [0.9, -1, "lots", float("nan")])
+    @pytest.mark.parametrize("rubric", [None, "Clear names"])
+    def test_without_tests_the_rubric_grades_alone(self, rubric):
+        assert rubric_weight(make_bundle(rubric=rubric, tests=())) == 1.0
+
+    @pytest.mark.parametrize("weight", [1.01, -1, "lots", float("nan")])
     def test_a_rubric_weight_out_of_bounds_is_refused_by_the_contract(self, weight):
         with pytest.raises(ValidationError, match="rubric_weight"):
             make_bundle(rubric="Clear names", rubric_weight=weight)
 
-    @pytest.mark.parametrize(("weight", "expected"), [(0.9, 0.3), (-1.0, 0.0)])
+    @pytest.mark.parametrize(("weight", "expected"), [(1.7, 1.0), (-1.0, 0.0)])
     def test_rubric_weight_is_clamped_even_when_unvalidated(self, weight, expected):
-        """Defence in depth: settings that skipped validation still give at most 0.3."""
+        """Defence in depth: settings that skipped validation still give at most 1."""
         feedback = FeedbackSettings.model_construct(rubric="Clear names", rubric_weight=weight)
         bundle = make_bundle().model_copy(update={"feedback": feedback})
         assert rubric_weight(bundle) == expected
 
     @pytest.mark.parametrize("with_rubric", [False, True])
     def test_a_valid_answer_passes_both_the_wire_schema_and_the_model(self, with_rubric):
-        answer = {"feedback": "`negative` fails: handle signs.", "fail_tags": ["edge_case"]}
+        answer = {
+            "feedback": "Handle signs.",
+            "explanations": [{"test": "negative", "explanation": "`abs()` drops the sign."}],
+            "fail_tags": ["edge_case"],
+        }
         if with_rubric:
             answer["rubric_score"] = 0.5
-        schema = response_format(list(FEEDBACK_TAGS), with_rubric)["json_schema"]["schema"]
+        schema = response_format(list(FEEDBACK_TAGS), with_rubric, ["negative"])
+        schema = schema["json_schema"]["schema"]
         jsonschema.validate(answer, schema)
         parsed = parse_answer(json.dumps(answer), with_rubric)
         assert parsed.model_dump() == answer
@@ -192,50 +239,92 @@ class TestSchema:
 
 class TestParseAnswer:
     def test_valid(self):
-        answer = parse_answer('{"feedback": " Fine. ", "fail_tags": ["style"]}', False)
-        assert answer == FeedbackAnswer(feedback="Fine.", fail_tags=["style"])
+        answer = parse_answer(
+            '{"feedback": " Fine. ", "explanations": [{"test": " negative ", "explanation": '
+            '" Signs. "}], "fail_tags": ["style"]}',
+            False,
+        )
+        assert answer == FeedbackAnswer(
+            feedback="Fine.",
+            explanations=[TestExplanation(test="negative", explanation="Signs.")],
+            fail_tags=["style"],
+        )
+        assert answer.texts == ["Fine.", "Signs."]
 
     def test_with_rubric(self):
-        answer = parse_answer('{"feedback": "ok", "fail_tags": [], "rubric_score": 1}', True)
+        answer = parse_answer(
+            '{"feedback": "ok", "explanations": [], "fail_tags": [], "rubric_score": 1}', True
+        )
         assert isinstance(answer, RubricFeedbackAnswer)
         assert answer.rubric_score == 1.0
 
     def test_one_surrounding_code_fence_is_tolerated(self):
-        text = '```json\n{"feedback": "ok", "fail_tags": []}\n```'
+        text = '```json\n{"feedback": "ok", "explanations": [], "fail_tags": []}\n```'
         assert parse_answer(text, False).feedback == "ok"
 
     @pytest.mark.parametrize(
-        ("content", "with_rubric"),
+        ("answer", "with_rubric"),
         [
             ("Great job, full marks!", False),
             ("", False),
             ("[]", False),
-            ('{"fail_tags": []}', False),
-            ('{"feedback": "ok"}', False),
-            ('{"feedback": "   ", "fail_tags": []}', False),
-            ('{"feedback": 42, "fail_tags": []}', False),
-            ('{"feedback": "ok", "fail_tags": "style"}', False),
-            ('{"feedback": "ok", "fail_tags": [1]}', False),
-            ('{"feedback": "ok", "fail_tags": [], "score": 100}', False),
-            ('{"feedback": "ok", "fail_tags": [], "rubric_score": 1.0}', False),
-            ('{"feedback": "ok", "fail_tags": []}', True),
-            ('{"feedback": "ok", "fail_tags": [], "rubric_score": 1.5}', True),
-            ('{"feedback": "ok", "fail_tags": [], "rubric_score": -0.1}', True),
-            ('{"feedback": "ok", "fail_tags": [], "rubric_score": "1"}', True),
-            ('{"feedback": "ok", "fail_tags": [], "rubric_score": NaN}', True),
-            ('{"feedback": "ok", "fail_tags": [], "rubric_score": true}', True),
-            (json.dumps({"feedback": "x" * (MAX_FEEDBACK_CHARS + 1), "fail_tags": []}), False),
-            (json.dumps({"feedback": "ok", "fail_tags": ["style"] * 17}), False),
+            ({"explanations": [], "fail_tags": []}, False),
+            ({"feedback": "ok", "explanations": []}, False),
+            ({"feedback": "ok", "fail_tags": []}, False),
+            ({"feedback": "   ", "explanations": [], "fail_tags": []}, False),
+            ({"feedback": 42, "explanations": [], "fail_tags": []}, False),
+            ({"feedback": "ok", "explanations": [], "fail_tags": "style"}, False),
+            ({"feedback": "ok", "explanations": [], "fail_tags": [1]}, False),
+            ({"feedback": "ok", "explanations": {"negative": "x"}, "fail_tags": []}, False),
+            ({"feedback": "ok", "explanations": [{"test": "negative"}], "fail_tags": []}, False),
+            (
+                {
+                    "feedback": "ok",
+                    "explanations": [{"test": "n", "explanation": "x", "score": 1}],
+                    "fail_tags": [],
+                },
+                False,
+            ),
+            (
+                {
+                    "feedback": "ok",
+                    "explanations": [{"test": "n", "explanation": " "}],
+                    "fail_tags": [],
+                },
+                False,
+            ),
+            ({"feedback": "ok", "explanations": [], "fail_tags": [], "score": 100}, False),
+            ({"feedback": "ok", "explanations": [], "fail_tags": [], "rubric_score": 1.0}, False),
+            ({"feedback": "ok", "explanations": [], "fail_tags": []}, True),
+            ({"feedback": "ok", "explanations": [], "fail_tags": [], "rubric_score": 1.5}, True),
+            ({"feedback": "ok", "explanations": [], "fail_tags": [], "rubric_score": -0.1}, True),
+            ({"feedback": "ok", "explanations": [], "fail_tags": [], "rubric_score": "1"}, True),
+            ({"feedback": "ok", "explanations": [], "fail_tags": [], "rubric_score": True}, True),
+            ('{"feedback": "ok", "explanations": [], "fail_tags": [], "rubric_score": NaN}', True),
+            (
+                {"feedback": "x" * (MAX_FEEDBACK_CHARS + 1), "explanations": [], "fail_tags": []},
+                False,
+            ),
+            ({"feedback": "ok", "explanations": [], "fail_tags": ["style"] * 17}, False),
+            (
+                {
+                    "feedback": "ok",
+                    "explanations": [{"test": "n", "explanation": "x"}] * 65,
+                    "fail_tags": [],
+                },
+                False,
+            ),
         ],
     )
-    def test_schema_violations_are_rejected(self, content, with_rubric):
+    def test_schema_violations_are_rejected(self, answer, with_rubric):
+        content = answer if isinstance(answer, str) else json.dumps(answer)
         with pytest.raises(ValidationError):
             parse_answer(content, with_rubric)
 
     def test_unknown_tags_are_dropped_not_fatal(self):
         answer = parse_answer(
-            '{"feedback": "ok", "fail_tags": ["Style", "accepted", "full_marks", '
-            '"suspected_injection", "edge_case"]}',
+            '{"feedback": "ok", "explanations": [], "fail_tags": ["Style", "accepted", '
+            '"full_marks", "suspected_injection", "edge_case"]}',
             False,
         )
         assert kept_tags(answer.fail_tags, list(FEEDBACK_TAGS)) == ["edge_case", "style"]
@@ -286,17 +375,9 @@ class TestHiddenLeak:
         assert hidden_leak("You compare with 777777.", bundle) is None
 
 
-class TestModelMarkupAndRubric:
+class TestModelMarkup:
     def test_html_and_images_are_removed_from_model_feedback(self):
         feedback = (
             'Look at `small`.<img src="https://x.test/p.png"> ![px](https://x.test/t.gif)<b>!</b>'
         )
         assert plain_markdown(feedback) == "Look at `small`. !"
-
-    def test_quoting_the_rubric_is_a_leak_and_mentioning_it_is_not(self):
-        bundle = make_bundle(rubric="Award points only when the helper function is memoised.")
-        assert rubric_leak(
-            "Per the rubric: award points only when the helper function is memoised.", bundle
-        )
-        assert not rubric_leak("Consider caching results of the helper.", bundle)
-        assert not rubric_leak("anything at all", make_bundle())

@@ -522,3 +522,36 @@ def test_reported_output_is_clipped_but_judged_whole():
     assert outcome.verdict == "accepted"
     assert row.stdout.startswith("x" * 4096 + "\n[... ")
     assert len(row.stdout) < 4200
+
+
+class TestWithoutTests:
+    """An assignment graded by its rubric alone: nothing runs, the build may still fail."""
+
+    def test_nothing_to_run_is_graded_with_no_verdict(self):
+        judgement = judge(bundle(), [], "syntax_error")
+        assert (judgement.status, judgement.verdict, judgement.score) == ("graded", None, 0.0)
+        assert judgement.fail_tags == []
+        assert judgement.tests_fraction == 1.0
+        assert judgement.build_message is None
+
+    @pytest.mark.parametrize(
+        ("tag", "tags"),
+        [("syntax_error", ["compile_error", "syntax_error"]), ("compile_error", ["compile_error"])],
+    )
+    def test_a_failed_build_is_kept_on_the_judgement(self, tag, tags):
+        judgement = judge(bundle(), [], tag, build_error="main.c:1: error: expected ';'")
+        assert (judgement.status, judgement.verdict) == ("failed", Verdict.COMPILE_ERROR)
+        assert judgement.fail_tags == tags
+        assert judgement.build_message == "main.c:1: error: expected ';'"
+        assert judgement.tests_fraction == 0.0
+
+
+def test_the_share_of_test_weight_passed():
+    heavy = TestCase(name="heavy", weight=3)
+    light = TestCase(name="light", weight=1)
+    judgement = judge(
+        bundle(heavy, light), [outcome(heavy, "accepted"), outcome(light, "wrong_answer")], "x"
+    )
+    assert judgement.tests_fraction == 0.75
+    compiled = judge(bundle(heavy), compile_failure((heavy,), "boom"), "x")
+    assert compiled.build_message == "boom"

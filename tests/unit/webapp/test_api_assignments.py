@@ -38,7 +38,13 @@ def test_instructor_creates_an_assignment_with_defaults(client, instructor, assi
     assert created["max_attempts"] is None
     assert created["due_at"] is None
     assert created["published"] is True
-    assert created["feedback"] == {"llm": True, "rubric": None, "rubric_weight": 0.0, "tags": []}
+    assert created["feedback"] == {
+        "llm": True,
+        "rubric": None,
+        "rubric_weight": 0.0,
+        "tags": [],
+        "tag_tests": {},
+    }
     public, secret = created["tests"]
     assert public["hidden"] is False and public["weight"] == 1 and public["compare"] == "lines"
     # The owner sees hidden tests in full.
@@ -77,7 +83,7 @@ def test_anonymous_cannot_create_an_assignment(client, assignment_body):
     [
         ({"tests": []}, "tests"),
         ({"tests": None}, "tests"),
-        ({"feedback": {"llm": True, "rubric_weight": 0.5}}, "feedback.rubric_weight"),
+        ({"feedback": {"llm": True, "rubric_weight": 1.5}}, "feedback.rubric_weight"),
         ({"time_limit_ms": 10}, "time_limit_ms"),
         ({"max_score": 0}, "max_score"),
         ({"max_attempts": 0}, "max_attempts"),
@@ -143,6 +149,7 @@ def test_feedback_tags_round_trip(client, instructor, student, create_assignment
         "rubric": "Name things.",
         "rubric_weight": 0.0,
         "tags": ["off_by_one", "naming"],
+        "tag_tests": {},
     }
     # Students see the tags (not the rubric); the stored settings keep them for the runner.
     assert client.get(url, headers=student.headers).json["feedback"]["tags"] == [
