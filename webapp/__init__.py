@@ -16,6 +16,7 @@ from webapp.blueprints import (
     health,
     internal,
     llm_gateway,
+    reviews,
     stats,
     submissions,
 )
@@ -48,6 +49,7 @@ def create_app(settings: WebappSettings, services: Services | None = None) -> Fl
         stats,
         export,
         extensions,
+        reviews,
         internal,
         llm_gateway,
         health,

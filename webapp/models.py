@@ -12,7 +12,7 @@ from typing import get_args
 
 import mongoengine as me
 
-from runner_image.contract import FeedbackSettings, Status, TestCase, TestResult
+from runner_image.contract import FeedbackSettings, ScoreState, Status, TestCase, TestResult
 from webapp.deadlines import Deadlines, LatePenalty
 from webapp.gradebook import Counts
 
@@ -147,6 +147,10 @@ class Submission(me.Document):
     late = me.BooleanField(default=False)
     penalty_percent = me.FloatField(default=0.0)  # decided at submit (webapp.deadlines)
     max_score = me.FloatField(required=True)
+    tests_score = me.FloatField(null=True)  # the tests' part of raw_score
+    rubric_score = me.FloatField(null=True)  # the rubric's part (the model's, or staff's)
+    score_state = me.StringField(null=True, choices=list(ScoreState))
+    review = me.DictField(null=True)  # staff's confirmation or override of a provisional score
     fail_tags = me.ListField(me.StringField())
     instructor_tags = me.ListField(me.StringField())  # never shown to students
     feedback = me.StringField(null=True)

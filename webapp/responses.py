@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runner_image.contract import Compare, FeedbackSettings, Status, Verdict
+from runner_image.contract import Compare, FeedbackSettings, ScoreState, Status, Verdict
 from webapp.deadlines import LatePenalty
 from webapp.gradebook import Counts
 
@@ -119,6 +119,17 @@ class StudentOut(Out):
     email: str
 
 
+class ReviewOut(Out):
+    """Staff's decision on a provisional score."""
+
+    action: str = Field(description="`confirmed` (the model's rubric score kept) or `overridden`")
+    by: str = Field(description="the reviewer's user id")
+    at: str | None
+    model_rubric_score: float = Field(description="what the model gave")
+    rubric_score: float = Field(description="what counts now")
+    note: str
+
+
 class SubmissionOut(Out):
     id: str
     assignment_id: str
@@ -135,6 +146,19 @@ class SubmissionOut(Out):
         description="percent of max_score the late penalty takes, decided at submit"
     )
     max_score: float
+    tests_score: float | None = Field(
+        default=None, description="the tests' part of `raw_score`: final as soon as it is stored"
+    )
+    rubric_score: float | None = Field(
+        default=None,
+        description="the rubric's part; null for the student while `score_state` is provisional",
+    )
+    score_state: ScoreState | None = Field(
+        default=None,
+        description="`provisional` until the course's staff review a score the model weighs "
+        "on (a rubric weight above 0.3, no tests, or a suspected injection); then `final`. "
+        "While provisional the student's `score` and `raw_score` are null",
+    )
     fail_tags: list[str] = Field(examples=[["wrong_answer", "partial"]])
     feedback: str | None = Field(description="markdown")
     tests: list[TestResultOut]
@@ -147,6 +171,7 @@ class SubmissionOut(Out):
     finished_at: str | None
     instructor_tags: list[str] | None = Field(default=None, description="staff only")
     student: StudentOut | None = Field(default=None, description="staff only")
+    review: ReviewOut | None = Field(default=None, description="staff only")
 
 
 class Page(Out, Generic[Item]):
@@ -327,6 +352,18 @@ class AlertThresholds(Out):
     min_students: int = Field(description="STATS_ALERT_MIN_STUDENTS")
 
 
+class ReviewAgreementOut(Out):
+    """How far the course's staff agree with the model on provisional scores."""
+
+    pending: int = Field(description="provisional scores waiting for a review")
+    reviewed: int
+    confirmed: int
+    overridden: int
+    confirmed_share: float | None = Field(description="confirmed / reviewed")
+    mean_change: float | None = Field(description="mean of staff's minus the model's score")
+    mean_abs_change: float | None
+
+
 class AssignmentStatsOut(Out):
     """Maintained as results are stored: reading it costs the same for any number of
     submissions."""
@@ -342,4 +379,7 @@ class AssignmentStatsOut(Out):
     attempts_to_first_accept: list[AttemptsBin]
     alerts: list[CohortAlertOut]
     alert_thresholds: AlertThresholds
+    review: ReviewAgreementOut | None = Field(
+        default=None, description="staff's agreement with the model on provisional scores"
+    )
     updated_at: str | None

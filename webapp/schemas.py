@@ -11,6 +11,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -78,6 +79,16 @@ class LatePenaltyBody(LatePenalty):
 PAST_DUE_HELP = "accept a due_at in the past (otherwise 422 due_in_past)"
 
 
+NO_TESTS = (
+    "tests: at least one, unless a rubric grades alone (feedback with a rubric, llm on and "
+    "rubric_weight 1.0)"
+)
+
+
+def graded_by_rubric_alone(feedback: FeedbackSettings) -> bool:
+    return feedback.llm and bool(feedback.rubric) and feedback.rubric_weight == 1.0
+
+
 def _unique_test_names(tests: list[TestCaseBody] | None) -> None:
     names = [t.name for t in tests or []]
     if len(names) != len(set(names)):
@@ -99,7 +110,12 @@ class AssignmentCreateBody(Strict):
     description: str = Field(default="", max_length=100_000)
     language: str = "python"
     starter_code: str = Field(default="", max_length=64 * 1024)
-    tests: list[TestCaseBody] = Field(min_length=1, max_length=200)
+    # Before `tests`, whose check reads it.
+    feedback: FeedbackBody = Field(default_factory=FeedbackBody)
+    tests: list[TestCaseBody] = Field(
+        max_length=200,
+        description="at least one, unless the rubric grades alone (feedback.rubric_weight 1.0)",
+    )
     time_limit_ms: int = Field(default=2000, ge=100, le=60_000)
     memory_limit_mb: int = Field(default=256, ge=16, le=4096)
     max_score: float = Field(default=100.0, gt=0, le=10_000)
@@ -109,10 +125,17 @@ class AssignmentCreateBody(Strict):
     late_penalty: LatePenaltyBody | None = None
     counts: Counts = "best"
     published: bool = True
-    feedback: FeedbackBody = Field(default_factory=FeedbackBody)
     allow_past_due: bool = Field(default=False, description=PAST_DUE_HELP)
 
     _due_at_utc = field_validator("due_at", "late_until")(_naive_utc)
+
+    @field_validator("tests")
+    @classmethod
+    def _some_tests(cls, tests: list[TestCaseBody], info: ValidationInfo) -> list[TestCaseBody]:
+        feedback = info.data.get("feedback")
+        if not tests and not (feedback is not None and graded_by_rubric_alone(feedback)):
+            raise ValueError(NO_TESTS)
+        return tests
 
     @model_validator(mode="after")
     def _check(self) -> AssignmentCreateBody:
@@ -127,7 +150,7 @@ class AssignmentPatchBody(Strict):
     description: str | None = Field(default=None, max_length=100_000)
     language: str | None = None
     starter_code: str | None = Field(default=None, max_length=64 * 1024)
-    tests: list[TestCaseBody] | None = Field(default=None, min_length=1, max_length=200)
+    tests: list[TestCaseBody] | None = Field(default=None, max_length=200)
     time_limit_ms: int | None = Field(default=None, ge=100, le=60_000)
     memory_limit_mb: int | None = Field(default=None, ge=16, le=4096)
     max_score: float | None = Field(default=None, gt=0, le=10_000)
@@ -196,6 +219,13 @@ class ExtensionBody(Strict):
         if self.late_until is not None and self.late_until <= self.due_at:
             raise ValueError("late_until must be after due_at")
         return self
+
+
+class ReviewBody(Strict):
+    """No `rubric_score`: the model's rubric score is confirmed; with one: it replaces it."""
+
+    rubric_score: float | None = Field(default=None, ge=0, le=10_000)
+    note: str = Field(default="", max_length=2000)
 
 
 class SubmissionCreateBody(Strict):

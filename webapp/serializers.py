@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from runner_image.contract import STAFF_ONLY_METRICS, TestCase, TestResult
+from runner_image.contract import STAFF_ONLY_METRICS, ScoreState, TestCase, TestResult
 from webapp.deadlines import recorded_penalty
 from webapp.models import Assignment, Extension, Submission, User
 from webapp.responses import (
     AssignmentOut,
     ExtensionOut,
+    ReviewOut,
     StudentOut,
     SubmissionOut,
     TestCaseOut,
@@ -87,12 +88,21 @@ def _test_result_json(
     return TestResultOut(**shown)
 
 
-def _metrics_json(submission: Submission, is_instructor: bool) -> dict[str, Any]:
-    """Students see time and memory over public tests only (the runner sums them so)."""
+# What a student does not see while their score waits for staff's review.
+PENDING_REVIEW_METRICS = frozenset({"rubric_score"})
+
+
+def _metrics_json(submission: Submission, is_instructor: bool, pending: bool) -> dict[str, Any]:
+    """Students see time and memory over public tests only (the runner sums them so), and
+    none of the model's diagnostics."""
     if is_instructor:
         return dict(submission.metrics)
-    staff_only = set(STAFF_ONLY_METRICS.values())
-    return {k: v for k, v in submission.metrics.items() if k not in staff_only}
+    hidden = STAFF_ONLY_METRICS | (PENDING_REVIEW_METRICS if pending else frozenset())
+    return {k: v for k, v in submission.metrics.items() if k not in hidden}
+
+
+def review_json(review: dict[str, Any]) -> ReviewOut:
+    return ReviewOut(**review | {"at": iso(review["at"])})
 
 
 def submission_json(
@@ -101,8 +111,9 @@ def submission_json(
     is_instructor: bool,
     student: User | None = None,
 ) -> SubmissionOut:
-    """Students never see a hidden test's input, expected output or their output for it;
-    staff also see who submitted (`student`, when given)."""
+    """Students never see a hidden test's input, expected output or their output for it,
+    nor a score that waits for staff's review (only its tests' part); staff also see who
+    submitted (`student`, when given) and the review."""
     cases = {t.name: t for t in assignment.test_cases} if assignment else {}
     staff_only: dict[str, Any] = {}
     if is_instructor:
@@ -111,9 +122,15 @@ def submission_json(
             staff_only["student"] = StudentOut(
                 id=str(student.id), name=student.name, email=student.email
             )
+        if submission.review:
+            staff_only["review"] = review_json(submission.review)
     raw_score, penalty = recorded_penalty(
         submission.score, submission.raw_score, submission.penalty
     )
+    score, rubric_score = submission.score, submission.rubric_score
+    pending = submission.score_state == ScoreState.PROVISIONAL and not is_instructor
+    if pending:
+        score = raw_score = rubric_score = None
     return SubmissionOut(
         id=str(submission.id),
         assignment_id=str(submission.assignment_id),
@@ -122,8 +139,11 @@ def submission_json(
         code=submission.code,
         status=submission.status,
         verdict=submission.verdict,
-        score=submission.score,
+        score=score,
         raw_score=raw_score,
+        tests_score=submission.tests_score,
+        rubric_score=rubric_score,
+        score_state=submission.score_state,
         penalty=penalty,
         late=submission.late,
         penalty_percent=submission.penalty_percent,
@@ -134,7 +154,7 @@ def submission_json(
             _test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor)
             for r in submission.test_results
         ],
-        metrics=_metrics_json(submission, is_instructor),
+        metrics=_metrics_json(submission, is_instructor, pending),
         attempt=submission.attempt,
         job_name=submission.job_name,
         created_at=iso(submission.created_at),

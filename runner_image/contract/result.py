@@ -14,19 +14,11 @@ from runner_image.contract.states import ScoreState, Status, Verdict
 ALL_TESTS_METRICS = {"run_ms": "run_ms_all_tests", "max_rss_kb": "max_rss_kb_all_tests"}
 
 
-class MetricKeys(frozenset[str]):
-    """A set of `metrics` keys. `values()` gives the keys too, for readers written when the
-    staff-only metrics were a mapping (webapp/serializers.py hides `.values()`)."""
-
-    def values(self) -> frozenset[str]:
-        return frozenset(self)
-
-
 # Every `metrics` key only the assignment's staff may see, each listed once: a student sees
 # the other keys. Hidden tests' figures could spell out their inputs; the LLM's diagnostics
 # say how the model misbehaved (what was filtered, which tags were dropped and why), which
 # would teach a student how to steer it.
-STAFF_ONLY_METRICS = MetricKeys(
+STAFF_ONLY_METRICS = frozenset(
     {
         *ALL_TESTS_METRICS.values(),
         "llm_detail",

@@ -21,7 +21,13 @@ from webapp.models import STAFF_ROLES, Assignment, Course, CourseRole, User, utc
 from webapp.openapi import operation, public_api
 from webapp.pagination import PageQuery, paginated
 from webapp.responses import AssignmentOut, AssignmentPage
-from webapp.schemas import AssignmentCreateBody, AssignmentPatchBody, has_call_tests
+from webapp.schemas import (
+    NO_TESTS,
+    AssignmentCreateBody,
+    AssignmentPatchBody,
+    graded_by_rubric_alone,
+    has_call_tests,
+)
 from webapp.serializers import assignment_json, iso
 from webapp.services import app_settings
 
@@ -211,6 +217,8 @@ def patch_assignment(assignment_id: str):
         assignment.test_cases = changes.pop("tests")
     if "feedback" in changes:
         assignment.feedback_settings = changes.pop("feedback")
+    if not assignment.tests and not graded_by_rubric_alone(assignment.feedback_settings):
+        raise ApiError(400, "invalid_body", NO_TESTS)
     if "late_penalty" in changes:
         penalty = changes.pop("late_penalty")
         assignment.late_penalty = penalty.model_dump(mode="json") if penalty else None

@@ -12,6 +12,7 @@ from webapp.errors import ApiError, not_found
 from webapp.models import Assignment, User
 from webapp.openapi import operation, public_api
 from webapp.responses import AssignmentStatsOut
+from webapp.reviews import review_agreement
 from webapp.serializers import iso
 from webapp.services import app_settings
 from webapp.stats import Thresholds, stats_report
@@ -51,4 +52,5 @@ def assignment_stats(assignment_id: str):
         thresholds=Thresholds(settings.stats_alert_share, settings.stats_alert_min_students),
         updated_at=iso(stored.updated_at) if stored else None,
     )
+    report.review = review_agreement(assignment.id)
     return jsonify(report.json_body())
