@@ -95,6 +95,16 @@ def _unique_test_names(tests: list[TestCaseBody] | None) -> None:
         raise ValueError("test names must be unique within an assignment")
 
 
+def tags_link_tests(feedback: FeedbackSettings | None, tests: Sequence[TestCase] | None) -> None:
+    """A tag linked to a test the assignment lacks could never be kept (docs/llm.md)."""
+    if feedback is None or tests is None:
+        return
+    names = {t.name for t in tests}
+    unknown = sorted({n for linked in feedback.tag_tests.values() for n in linked} - names)
+    if unknown:
+        raise ValueError(f"feedback.tag_tests names tests the assignment lacks: {unknown}")
+
+
 def has_call_tests(tests: Sequence[TestCase] | None) -> bool:
     return any(t.call is not None for t in tests or [])
 
@@ -140,6 +150,7 @@ class AssignmentCreateBody(Strict):
     @model_validator(mode="after")
     def _check(self) -> AssignmentCreateBody:
         _unique_test_names(self.tests)
+        tags_link_tests(self.feedback, self.tests)
         return self
 
 

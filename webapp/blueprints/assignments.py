@@ -27,6 +27,7 @@ from webapp.schemas import (
     AssignmentPatchBody,
     graded_by_rubric_alone,
     has_call_tests,
+    tags_link_tests,
 )
 from webapp.serializers import assignment_json, iso
 from webapp.services import app_settings
@@ -219,6 +220,10 @@ def patch_assignment(assignment_id: str):
         assignment.feedback_settings = changes.pop("feedback")
     if not assignment.tests and not graded_by_rubric_alone(assignment.feedback_settings):
         raise ApiError(400, "invalid_body", NO_TESTS)
+    try:
+        tags_link_tests(assignment.feedback_settings, assignment.test_cases)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_body", str(exc)) from exc
     if "late_penalty" in changes:
         penalty = changes.pop("late_penalty")
         assignment.late_penalty = penalty.model_dump(mode="json") if penalty else None

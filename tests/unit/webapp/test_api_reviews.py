@@ -167,3 +167,26 @@ def test_a_final_score_from_the_tests_needs_no_review(
 
     assert (shown["score"], shown["score_state"]) == (33.3, "final")
     assert review.status_code == 409
+
+
+def test_a_tag_can_only_be_linked_to_tests_the_assignment_has(client, instructor, assignment_body):
+    feedback = {"llm": True, "tags": ["overflow"], "tag_tests": {"overflow": ["secret", "nope"]}}
+
+    created = client.post(
+        "/api/assignments", json=assignment_body(feedback=feedback), headers=instructor.headers
+    )
+    linked = client.post(
+        "/api/assignments",
+        json=assignment_body(feedback=feedback | {"tag_tests": {"overflow": ["secret"]}}),
+        headers=instructor.headers,
+    )
+    renamed = client.patch(
+        f"/api/assignments/{linked.get_json()['id']}",
+        json={"tests": [{"name": "other", "stdin": "", "expected_stdout": ""}]},
+        headers=instructor.headers,
+    )
+
+    assert created.status_code == 400
+    assert "nope" in created.get_json()["error"]["details"]["errors"][0]["message"]
+    assert linked.status_code == 201
+    assert renamed.status_code == 400 and "secret" in renamed.get_json()["error"]["message"]
