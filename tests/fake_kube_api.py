@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -202,6 +202,16 @@ class FakeKubeApi:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client went away (a closed watch)
+
+            def finish(self) -> None:
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    super().finish()
 
             def do_GET(self) -> None:
                 api._handle(self, "GET")

@@ -146,7 +146,10 @@ class JobReflector:
             _request_timeout=self.request_timeout,
             _preload_content=False,
         )
-        body = json.loads(response.data)
+        try:
+            body = json.loads(response.data)
+        finally:
+            response.release_conn()
         self.jobs.replace(body.get("items") or (), body["metadata"]["resourceVersion"], mark)
         with self._state:
             self.lists += 1

@@ -41,6 +41,7 @@ import math
 import os
 import threading
 import time
+from typing import Any
 
 import urllib3
 from kubernetes import client, config
@@ -75,6 +76,15 @@ def kube_api_client() -> client.ApiClient:
         raise LaunchError(f"no Kubernetes configuration: {exc}") from exc
     configuration.retries = False
     return client.ApiClient(configuration)
+
+
+def read_json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    """The body of a call made with `_preload_content=False`, and its connection back to the
+    pool: an answer that is not read and released costs a new connection on the next call."""
+    try:
+        return json.loads(response.data)
+    finally:
+        response.release_conn()
 
 
 def launch_failure(exc: ApiException, what: str) -> Exception:
@@ -177,26 +187,28 @@ class KubernetesLauncher(Launcher):
             if not is_already_exists(exc):
                 raise
             log.info("%s already exists: launched by an earlier delivery", name)
-            found = json.loads(
+            found = read_json(
                 self.batch.read_namespaced_job(
                     name, self.namespace, _request_timeout=self.timeout, _preload_content=False
-                ).data
+                )
             )
             return None if is_finished(found) else jobs.created(found)
         log.info("created Job %s (activeDeadlineSeconds %d)", name, deadline)
-        return jobs.created(json.loads(answer.data))
+        return jobs.created(read_json(answer))
 
     def _ensure_token_secret(self, job: TrackedJob, token: str) -> None:
         owner = client.V1Job(
             metadata=client.V1ObjectMeta(name=job.name, uid=job.uid, labels=dict(job.labels))
         )
         try:
-            self.core.create_namespaced_secret(
+            answer = self.core.create_namespaced_secret(
                 self.namespace,
                 runner_token_secret(owner, token),
                 _request_timeout=self.timeout,
                 _preload_content=False,
             )
+            answer.drain_conn()
+            answer.release_conn()
         except ApiException as exc:
             if not is_already_exists(exc):
                 raise
