@@ -17,7 +17,8 @@ A test can script the next answers (`enqueue`: a status, headers such as Retry-A
 delay; a watch request is scripted and recorded under the method "WATCH"), drive a Job's
 status (`fail_job`, `complete_job`, `add_pod`, `delete`), expire the event history
 (`expire_history`: every open watch and every watch from an older version gets 410),
-end the open watches (`close_watches`) and read every request back (`requests`).
+end the open watches and cut scripted delays short (`close_watches`) and read every
+request back (`requests`).
 
 Posted Jobs and Secrets are validated in strict mode against the official schemas, as an
 API server would reject an unknown field, unless `validate=False`: that check costs about
@@ -485,7 +486,9 @@ class FakeKubeApi:
             self.requests.append(record)
         canned = self._take_canned(method, resource)
         if canned and canned.delay:
-            time.sleep(canned.delay)
+            with self.changed:  # close_watches() cuts a delay short
+                epoch = self._watch_epoch
+                self.changed.wait_for(lambda: self._watch_epoch != epoch, canned.delay)
         if canned and not canned.passthrough:
             answer = canned.body or status_object(
                 canned.status, HTTPStatus(canned.status).phrase.replace(" ", ""), "scripted"

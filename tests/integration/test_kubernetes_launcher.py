@@ -41,6 +41,7 @@ pytestmark = pytest.mark.integration
 SECRET = "r" * 40
 NAMESPACE = "cloudemy"
 DEADLINE = 120  # what the scheduler task hands a launch, unless a test says otherwise
+WATCH_WAIT = 30  # seconds a watch event may take on a loaded machine (met in ms when idle)
 
 
 def _id() -> str:
@@ -192,7 +193,7 @@ def test_the_in_flight_cap_defers_until_a_job_finishes(api, launcher) -> None:
     assert _job_posts(api) == [201, 201]
 
     api.fail_job(f"runner-{first}", NAMESPACE)
-    wait_until(lambda: _in_flight(capped) == 1, 5, "the watch to report the failed Job")
+    wait_until(lambda: _in_flight(capped) == 1, WATCH_WAIT, "the watch to report the failed Job")
     assert capped.launch(third, DEADLINE) == f"runner-{third}"
     assert _job_posts(api) == [201, 201, 201]
 
@@ -207,21 +208,31 @@ def test_a_launch_lists_nothing_however_many_jobs_are_in_flight(api, launcher) -
     assert len(api.recorded("POST", "jobs")) == len(api.recorded("POST", "secrets")) == 20
     assert api.recorded("GET", "jobs") == _lists(api)  # no read of a single Job either
     assert [r.query["watch"] for r in api.recorded("WATCH", "jobs")] == ["true"]
-    wait_until(lambda: _in_flight(fast) == 20, 5, "the watch to report all 20 Jobs")
+    wait_until(lambda: _in_flight(fast) == 20, WATCH_WAIT, "the watch to report all 20 Jobs")
 
 
 def test_jobs_created_here_count_before_the_watch_reports_them(api, launcher) -> None:
     capped = launcher(max_running_jobs=2)
-    capped.launch(_id(), DEADLINE)  # the watch is open from here on
+    capped.launch(first := _id(), DEADLINE)  # the watch is open from here on
     # The next watch will be slow to open: the events of the next launches wait for it.
-    api.enqueue("WATCH", "jobs", 200, delay=1.5, passthrough=True)
+    api.enqueue("WATCH", "jobs", 200, delay=60, passthrough=True)
     api.close_watches()
-    wait_until(lambda: api.open_watches() == 0, 5, "the open watch to end")
+    wait_until(lambda: len(api.recorded("WATCH", "jobs")) == 2, WATCH_WAIT, "a second watch")
+    assert api.open_watches() == 0
 
-    capped.launch(_id(), DEADLINE)
+    capped.launch(second := _id(), DEADLINE)
     with pytest.raises(LaunchDeferred, match="2 runner Jobs in flight"):
         capped.launch(_id(), DEADLINE)
     assert _job_posts(api) == [201, 201]
+    # Nothing reported the second Job meanwhile: no watch was open, no LIST was sent.
+    assert (api.open_watches(), len(_lists(api))) == (0, 1)
+    api.close_watches()  # the slow watch opens and replays both Jobs: still 2, not 3 or 1
+    wait_until(
+        lambda: capped.reflector.jobs.get(f"runner-{second}") is not None,
+        WATCH_WAIT,
+        "the slow watch to report the second Job",
+    )
+    assert _in_flight(capped) == 2 and capped.reflector.jobs.get(f"runner-{first}") is not None
 
 
 def test_jobs_of_another_scheduler_count_once_the_watch_reports_them(api, launcher) -> None:
@@ -229,14 +240,14 @@ def test_jobs_of_another_scheduler_count_once_the_watch_reports_them(api, launch
     mine.launch(_id(), DEADLINE)
     theirs.launch(_id(), DEADLINE)
 
-    wait_until(lambda: _in_flight(mine) == 2, 5, "the watch to report the other Job")
+    wait_until(lambda: _in_flight(mine) == 2, WATCH_WAIT, "the watch to report the other Job")
     with pytest.raises(LaunchDeferred):
         mine.launch(_id(), DEADLINE)
 
     # A Job that succeeds leaves the watch's selection (status.successful=0): DELETED.
     (done, *_) = api.stored("jobs", NAMESPACE)
     api.complete_job(done, NAMESPACE)
-    wait_until(lambda: _in_flight(mine) == 1, 5, "the watch to report the finished Job")
+    wait_until(lambda: _in_flight(mine) == 1, WATCH_WAIT, "the watch to report the finished Job")
     mine.launch(_id(), DEADLINE)
     assert len(api.stored("jobs", NAMESPACE)) == 3
 
@@ -247,11 +258,11 @@ def test_jobs_of_another_scheduler_count_once_the_watch_reports_them(api, launch
 def test_a_watch_that_ends_resumes_from_its_resource_version(api, launcher) -> None:
     watched = launcher()
     watched.launch(sid := _id(), DEADLINE)
-    wait_until(lambda: _in_flight(watched) == 1, 5, "the watch to report the Job")
+    wait_until(lambda: _in_flight(watched) == 1, WATCH_WAIT, "the watch to report the Job")
     seen = api.stored("jobs", NAMESPACE)[f"runner-{sid}"]["metadata"]["resourceVersion"]
 
     api.close_watches()  # as an API server restart, or the watch's timeoutSeconds
-    wait_until(lambda: len(api.recorded("WATCH", "jobs")) == 2, 5, "a second watch")
+    wait_until(lambda: len(api.recorded("WATCH", "jobs")) == 2, WATCH_WAIT, "a second watch")
 
     first, second = api.recorded("WATCH", "jobs")
     assert int(first.query["resourceVersion"]) < int(seen)  # from the LIST's version
@@ -266,13 +277,13 @@ def test_410_gone_lists_again_and_the_cache_stays_right(api, launcher) -> None:
     first, second = _id(), _id()
     capped.launch(first, DEADLINE)
     capped.launch(second, DEADLINE)
-    wait_until(lambda: _in_flight(capped) == 2, 5, "the watch to report both Jobs")
+    wait_until(lambda: _in_flight(capped) == 2, WATCH_WAIT, "the watch to report both Jobs")
 
     api.expire_history()  # the open watch gets ERROR 410 Expired
     api.fail_job(f"runner-{first}", NAMESPACE)  # lands after the expiry: only a LIST shows it
 
-    wait_until(lambda: len(_lists(api)) == 2, 5, "a second LIST after 410 Gone")
-    wait_until(lambda: _in_flight(capped) == 1, 5, "the LIST to drop the failed Job")
+    wait_until(lambda: len(_lists(api)) == 2, WATCH_WAIT, "a second LIST after 410 Gone")
+    wait_until(lambda: _in_flight(capped) == 1, WATCH_WAIT, "the LIST to drop the failed Job")
     assert capped.reflector.lists == 2
     capped.launch(_id(), DEADLINE)
     assert _job_posts(api) == [201, 201, 201]
@@ -287,7 +298,9 @@ def test_429_on_list_and_watch_backs_off_by_retry_after(api, launcher) -> None:
         polite.launch(_id(), DEADLINE)
     assert deferred.value.countdown == 2
 
-    wait_until(lambda: len(api.recorded("WATCH", "jobs")) == 2, 10, "the watch after backoffs")
+    wait_until(
+        lambda: len(api.recorded("WATCH", "jobs")) == 2, WATCH_WAIT, "the watch after backoffs"
+    )
     throttled_list, *_ = _lists(api)
     throttled_watch, watch = api.recorded("WATCH", "jobs")
     list_after_list, list_after_watch = _lists(api)[1:3]
@@ -426,8 +439,8 @@ def test_delivered_twice_one_job_and_a_timed_out_job_ends_in_error(api, tmp_path
         producer.close()
 
         # Each delivery ends its launch by creating (or finding) the Job's token Secret.
-        wait_until(lambda: len(api.recorded("POST", "secrets")) >= 2, 30, "two launches")
-        wait_until(lambda: _submission(stack, sid)["status"] == "scheduled", 15, "scheduled")
+        wait_until(lambda: len(api.recorded("POST", "secrets")) >= 2, 90, "two launches")
+        wait_until(lambda: _submission(stack, sid)["status"] == "scheduled", 60, "scheduled")
 
         name = f"runner-{sid}"
         assert list(api.stored("jobs", NAMESPACE)) == [name]
