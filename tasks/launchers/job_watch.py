@@ -93,7 +93,7 @@ class JobReflector:
     # ------------------------------------------------------------------ the thread
 
     def _ensure_running(self) -> None:
-        if self._pid != os.getpid():
+        if self._pid != os.getpid() or self._stop.is_set():  # forked, or stopped
             self._reset()
         with self._state:
             if self._thread is None:

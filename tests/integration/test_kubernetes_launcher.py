@@ -272,6 +272,18 @@ def test_a_watch_that_ends_resumes_from_its_resource_version(api, launcher) -> N
     assert len(_lists(api)) == 1
 
 
+def test_a_closed_launcher_watches_again_on_its_next_launch(api, launcher) -> None:
+    reopened = launcher()
+    reopened.launch(_id(), DEADLINE)
+    reopened.close()
+
+    reopened.launch(_id(), DEADLINE)
+
+    assert len(_lists(api)) == 2  # a fresh cache: listed again, then watched
+    wait_until(lambda: len(api.recorded("WATCH", "jobs")) == 2, WATCH_WAIT, "a second watch")
+    wait_until(lambda: _in_flight(reopened) == 2, WATCH_WAIT, "the watch to report both")
+
+
 def test_410_gone_lists_again_and_the_cache_stays_right(api, launcher) -> None:
     capped = launcher(max_running_jobs=2)
     first, second = _id(), _id()
