@@ -70,7 +70,7 @@ def settings(base_url: str | None, key: str | None, timeout: float, retries: int
     )
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timeout", type=float, default=2.0, help="LLM_TIMEOUT_SECONDS")
     parser.add_argument("--retries", type=int, default=1, help="LLM_MAX_RETRIES")
@@ -100,6 +100,7 @@ def main() -> None:
         f"per attempt {per_attempt:g} s, whole-call budget {budget:g} s\n"
     )
     print(f"{'scenario':38} {'metrics.llm':16} {'median s':>9} {'max s':>7}  within budget")
+    missed = []
     with fake_chat_server() as fake:
         for name, behaviour, configured in scenarios:
             if behaviour is not None:
@@ -116,11 +117,18 @@ def main() -> None:
                 status = result.metrics["llm"]
                 assert result.score == judgement.score
             worst = max(times)
+            if worst > budget + 0.5:
+                missed.append(name)
             print(
                 f"{name:38} {status:16} {statistics.median(times):9.2f} {worst:7.2f}  "
                 f"{'yes' if worst <= budget + 0.5 else 'NO'}"
             )
+    print(
+        "goal: an LLM that is down adds at most the configured budget -> "
+        + ("OK" if not missed else f"MISS ({', '.join(missed)})")
+    )
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

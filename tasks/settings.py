@@ -56,6 +56,9 @@ class SchedulerSettings(BrokerSettings, GradingSettings):
     runner_scratch_size: Quantity = "512Mi"
     launch_defer_seconds: int = Field(default=15, ge=1)
     kube_request_timeout_seconds: int = Field(default=15, ge=1)
+    # How long the API server keeps each watch of runner Jobs open (the launcher's cache);
+    # each watch asks for a random time between this and twice this, as client-go does.
+    kube_watch_timeout_seconds: int = Field(default=300, ge=1)
     reconcile_interval_seconds: int = Field(default=30, ge=1)
 
     @model_validator(mode="after")

@@ -1,26 +1,47 @@
 """A local HTTP server speaking the slice of the Kubernetes API the scheduler uses, so the
-real kubernetes client can be tested without a cluster.
+real kubernetes client can be tested (and benchmarked) without a cluster.
 
-Served: batch/v1 Jobs (create, get, list with labelSelector / fieldSelector, delete), v1
-Secrets (create, get) and v1 Pods (list with labelSelector). Objects come back as the API
-server would store them (uid, resourceVersion, creationTimestamp, namespace); errors are
-Status objects (409 AlreadyExists, 404 NotFound, 422 Invalid...). A test can script the next
-answers (`enqueue`: a status, headers such as Retry-After, a delay), drive a Job's status
-(`fail_job`, `complete_job`, `add_pod`) and read every request back (`requests`).
+Served: batch/v1 Jobs (create, get, list and watch with labelSelector / fieldSelector,
+delete), v1 Secrets (create, get) and v1 Pods (list with labelSelector). Objects come back
+as the API server would store them (uid, resourceVersion, creationTimestamp, namespace);
+errors are Status objects (409 AlreadyExists, 404 NotFound, 422 Invalid...).
+
+Watch (`?watch=true`) streams ADDED / MODIFIED / DELETED events as JSON lines from a
+resourceVersion, as the API server does: every change gets the next resourceVersion and
+is kept in a bounded history; a watch from a version older than that history gets an
+ERROR event with a 410 Expired Status; a watch with a field or label selector sees an
+object that stops matching as DELETED and one that starts matching as ADDED; the stream
+ends after `timeoutSeconds` (with a BOOKMARK when `allowWatchBookmarks` asks for one).
+
+A test can script the next answers (`enqueue`: a status, headers such as Retry-After, a
+delay; a watch request is scripted and recorded under the method "WATCH"), drive a Job's
+status (`fail_job`, `complete_job`, `add_pod`, `delete`), expire the event history
+(`expire_history`: every open watch and every watch from an older version gets 410),
+end the open watches and cut scripted delays short (`close_watches`) and read every
+request back (`requests`).
+
 Posted Jobs and Secrets are validated in strict mode against the official schemas, as an
-API server would reject an unknown field.
+API server would reject an unknown field, unless `validate=False`: that check costs about
+30 ms a request, so the benchmark (bench/scheduler_dispatch.py) turns it off. Responses go
+out in one write with TCP_NODELAY, so a request costs no Nagle / delayed-ACK stall.
+
+`python -m tests.fake_kube_api [--no-validate]` serves it as a process and prints its URL.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import bisect
 import json
 import re
+import signal
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -32,6 +53,8 @@ from urllib.parse import parse_qs, urlsplit
 import kubernetes_validate
 
 SCHEMA_VERSION = kubernetes_validate.latest_version()
+WATCH = "WATCH"  # how a GET with ?watch=true is recorded and scripted
+DEFAULT_WATCH_SECONDS = 1800  # the API server's default is a random 30 to 60 minutes
 
 _ROUTES = [
     (re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/(jobs)(?:/([^/]+))?$"), "Job", "batch/v1"),
@@ -75,7 +98,7 @@ class Canned:
 
 @dataclass
 class Recorded:
-    method: str
+    method: str  # GET, POST, DELETE, or WATCH for a GET with ?watch=true
     path: str
     resource: str
     name: str | None
@@ -83,6 +106,20 @@ class Recorded:
     body: Obj | None
     headers: dict[str, str]  # names in lower case
     status: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it arrived
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change, as a watch replays it. `previous`: the object before a modification,
+    so a filtered watch can tell an object leaving its selection from one entering it."""
+
+    resource_version: int
+    type: str
+    resource: str
+    namespace: str
+    obj: Obj
+    previous: Obj | None = None
 
 
 def _selector_matches(selector: str, values: dict[str, str]) -> bool:
@@ -111,26 +148,71 @@ def _fields(obj: Obj) -> dict[str, str]:
     return fields
 
 
+def _selected(obj: Obj | None, query: dict[str, str]) -> bool:
+    return obj is not None and (
+        _selector_matches(query.get("labelSelector", ""), obj["metadata"].get("labels") or {})
+        and _selector_matches(query.get("fieldSelector", ""), _fields(obj))
+    )
+
+
+def _with_version(obj: Obj, version: int) -> Obj:
+    return {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(version)}}
+
+
+def _watch_event(event: Event, query: dict[str, str]) -> Obj | None:
+    """What a watch with `query`'s selectors sees of `event`, if anything."""
+    now_in, was_in = _selected(event.obj, query), _selected(event.previous, query)
+    if event.type == "MODIFIED":
+        if now_in and not was_in:
+            return {"type": "ADDED", "object": event.obj}
+        if was_in and not now_in:  # the old content at the new version, as the API server
+            assert event.previous is not None
+            return {
+                "type": "DELETED",
+                "object": _with_version(event.previous, event.resource_version),
+            }
+    return {"type": event.type, "object": event.obj} if now_in else None
+
+
 class FakeKubeApi:
-    def __init__(self, validate: bool = True) -> None:
+    def __init__(self, validate: bool = True, history_limit: int = 100_000) -> None:
         self.validate = validate
+        self.history_limit = history_limit
         self.objects: dict[tuple[str, str, str], Obj] = {}  # (resource, namespace, name)
         self.requests: list[Recorded] = []
         self.script: list[Canned] = []
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
         self._server: ThreadingHTTPServer | None = None
         self._resource_version = 1000
+        self._history: list[Event] = []
+        self._compacted = self._resource_version  # no watch may start before this version
+        self._watch_epoch = 0  # bumped by close_watches(): open streams end
+        self._open_watches = 0
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeKubeApi:
+    def start(self, port: int = 0) -> FakeKubeApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body in one segment, and no Nagle delay on a stream's events.
+            disable_nagle_algorithm = True
+            wbufsize = 64 * 1024
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client went away (a closed watch)
+
+            def finish(self) -> None:
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    super().finish()
 
             def do_GET(self) -> None:
                 api._handle(self, "GET")
@@ -141,7 +223,7 @@ class FakeKubeApi:
             def do_DELETE(self) -> None:
                 api._handle(self, "DELETE")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -149,6 +231,7 @@ class FakeKubeApi:
         return self
 
     def stop(self) -> None:
+        self.close_watches()
         if self._server:
             self._server.shutdown()
             self._server.server_close()
@@ -204,11 +287,45 @@ class FakeKubeApi:
                 n: o for (r, ns, n), o in self.objects.items() if r == resource and ns == namespace
             }
 
-    def _set_job_status(self, namespace: str, name: str, status: Obj) -> None:
+    @property
+    def resource_version(self) -> int:
         with self.lock:
-            job = self.objects[("jobs", namespace, name)]
-            job["status"] = status
-            job["metadata"]["resourceVersion"] = self._next_version()
+            return self._resource_version
+
+    def expire_history(self) -> None:
+        """As etcd compaction: every version up to now is forgotten, so the open watches
+        and any watch from an older version end with 410 Expired; a fresh list works."""
+        with self.changed:
+            self._resource_version += 1
+            self._compacted = self._resource_version
+            self._history.clear()
+            self.changed.notify_all()
+
+    def close_watches(self) -> None:
+        """End every open watch stream, as an API server restart or a load balancer would."""
+        with self.changed:
+            self._watch_epoch += 1
+            self.changed.notify_all()
+
+    def open_watches(self) -> int:
+        """How many watch streams are being served now."""
+        with self.lock:
+            return self._open_watches
+
+    def delete(self, resource: str, name: str, namespace: str = "default") -> None:
+        """Remove an object, as the TTL controller removes a finished Job."""
+        with self.changed:
+            obj = self.objects.pop((resource, namespace, name))
+            version = self._next_version()
+            self._record("DELETED", resource, namespace, _with_version(obj, version))
+
+    def _set_job_status(self, namespace: str, name: str, status: Obj) -> None:
+        with self.changed:
+            key = ("jobs", namespace, name)
+            previous = self.objects[key]
+            job = _with_version({**previous, "status": status}, self._next_version())
+            self.objects[key] = job
+            self._record("MODIFIED", "jobs", namespace, job, previous)
 
     def fail_job(
         self,
@@ -274,8 +391,8 @@ class FakeKubeApi:
     ) -> None:
         """A failed pod of `job_name`, labelled as the Job controller labels its pods."""
         name = f"{job_name}-{uuid.uuid4().hex[:5]}"
-        with self.lock:
-            self.objects[("pods", namespace, name)] = {
+        with self.changed:
+            pod = {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": self._meta({"name": name, "labels": {"job-name": job_name}}, namespace),
@@ -294,22 +411,43 @@ class FakeKubeApi:
                     ],
                 },
             }
+            self.objects[("pods", namespace, name)] = pod
+            self._record("ADDED", "pods", namespace, pod)
 
-    # ------------------------------------------------------------------ serving
+    # ------------------------------------------------------------------ history
 
-    def _next_version(self) -> str:
+    def _next_version(self) -> int:
         self._resource_version += 1
-        return str(self._resource_version)
+        return self._resource_version
 
     def _meta(self, meta: Obj, namespace: str) -> Obj:
         return {
             **meta,
             "namespace": namespace,
             "uid": str(uuid.uuid4()),
-            "resourceVersion": self._next_version(),
+            "resourceVersion": str(self._next_version()),
             "generation": 1,
             "creationTimestamp": now(),
         }
+
+    def _record(
+        self, kind: str, resource: str, namespace: str, obj: Obj, previous: Obj | None = None
+    ) -> None:
+        """Called with the lock held, right after the change got its version."""
+        self._history.append(
+            Event(self._resource_version, kind, resource, namespace, obj, previous)
+        )
+        if len(self._history) > self.history_limit:
+            dropped = len(self._history) // 2
+            self._compacted = self._history[dropped - 1].resource_version
+            del self._history[:dropped]
+        self.changed.notify_all()
+
+    def _events_after(self, version: int) -> list[Event]:
+        start = bisect.bisect_right(self._history, version, key=lambda e: e.resource_version)
+        return self._history[start:]
+
+    # ------------------------------------------------------------------ serving
 
     def _take_canned(self, method: str, resource: str) -> Canned | None:
         with self.lock:
@@ -333,6 +471,8 @@ class FakeKubeApi:
             return
         match, kind, api_version = route
         namespace, resource, name = match.groups()
+        if method == "GET" and name is None and query.get("watch") in ("true", "1"):
+            method = WATCH
         record = Recorded(
             method,
             parts.path,
@@ -346,13 +486,19 @@ class FakeKubeApi:
             self.requests.append(record)
         canned = self._take_canned(method, resource)
         if canned and canned.delay:
-            time.sleep(canned.delay)
+            with self.changed:  # close_watches() cuts a delay short
+                epoch = self._watch_epoch
+                self.changed.wait_for(lambda: self._watch_epoch != epoch, canned.delay)
         if canned and not canned.passthrough:
             answer = canned.body or status_object(
                 canned.status, HTTPStatus(canned.status).phrase.replace(" ", ""), "scripted"
             )
             record.status = canned.status
             self._send(handler, canned.status, answer, canned.headers)
+            return
+        if method == WATCH:
+            record.status = 200
+            self._watch(handler, resource, kind, api_version, namespace, query)
             return
         status, answer = self._serve(
             method, resource, kind, api_version, namespace, name, query, body
@@ -372,14 +518,15 @@ class FakeKubeApi:
         body: Obj | None,
     ) -> tuple[int, Obj]:
         group = _GROUPS[resource]
-        with self.lock:
+        if method == "POST" and name is None and self.validate:
+            assert body is not None
+            try:  # outside the lock: it is the slow part, and reads nothing shared
+                kubernetes_validate.validate(body, SCHEMA_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                return 422, status_object(422, "Invalid", str(exc), resource)
+        with self.changed:
             if method == "POST" and name is None:
                 assert body is not None
-                if self.validate:
-                    try:
-                        kubernetes_validate.validate(body, SCHEMA_VERSION, strict=True)
-                    except kubernetes_validate.ValidationError as exc:
-                        return 422, status_object(422, "Invalid", str(exc), resource)
                 new_name = body["metadata"]["name"]
                 if (resource, namespace, new_name) in self.objects:
                     message = (
@@ -398,17 +545,13 @@ class FakeKubeApi:
                 else:
                     stored.setdefault("status", {})
                 self.objects[(resource, namespace, new_name)] = stored
+                self._record("ADDED", resource, namespace, stored)
                 return 201, stored
             if method == "GET" and name is None:
                 items = [
                     obj
                     for (r, ns, _), obj in sorted(self.objects.items())
-                    if r == resource
-                    and ns == namespace
-                    and _selector_matches(
-                        query.get("labelSelector", ""), obj["metadata"].get("labels") or {}
-                    )
-                    and _selector_matches(query.get("fieldSelector", ""), _fields(obj))
+                    if r == resource and ns == namespace and _selected(obj, query)
                 ]
                 return 200, {
                     "kind": f"{kind}List",
@@ -423,7 +566,7 @@ class FakeKubeApi:
             if method == "GET":
                 return 200, self.objects[key]
             if method == "DELETE":
-                del self.objects[key]
+                self.delete(resource, name or "", namespace)
                 return 200, {
                     "kind": "Status",
                     "apiVersion": "v1",
@@ -432,6 +575,91 @@ class FakeKubeApi:
                     "details": {"name": name, "group": group, "kind": resource},
                 }
         return 405, status_object(405, "MethodNotAllowed", f"{method} is not served")
+
+    def _watch(
+        self,
+        handler: BaseHTTPRequestHandler,
+        resource: str,
+        kind: str,
+        api_version: str,
+        namespace: str,
+        query: dict[str, str],
+    ) -> None:
+        """Stream the changes after `resourceVersion` (or every object now, then the
+        changes, without one) until `timeoutSeconds` pass or the watches are closed."""
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or DEFAULT_WATCH_SECONDS)
+        since = query.get("resourceVersion") or "0"
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            handler.wfile.flush()  # the client waits for the headers before any event
+            with self.lock:
+                self._open_watches += 1
+                epoch = self._watch_epoch
+                if since == "0":
+                    cursor = self._resource_version
+                    lines = [
+                        {"type": "ADDED", "object": obj}
+                        for (r, ns, _), obj in sorted(self.objects.items())
+                        if r == resource and ns == namespace and _selected(obj, query)
+                    ]
+                else:
+                    cursor, lines = int(since), []
+            self._write_events(handler, lines)
+            while True:
+                expired = False
+                with self.changed:
+                    while True:
+                        if cursor < self._compacted:
+                            expired = True
+                            break
+                        events = self._events_after(cursor)
+                        left = deadline - time.monotonic()
+                        if events or left <= 0 or epoch != self._watch_epoch:
+                            break
+                        self.changed.wait(left)
+                    current = self._resource_version
+                if expired:
+                    message = f"too old resource version: {cursor} ({self._compacted})"
+                    error = status_object(410, "Expired", message)
+                    self._write_events(handler, [{"type": "ERROR", "object": error}])
+                    break
+                lines = []
+                for event in events:
+                    cursor = event.resource_version
+                    if event.resource == resource and event.namespace == namespace:
+                        line = _watch_event(event, query)
+                        if line is not None:
+                            lines.append(line)
+                self._write_events(handler, lines)
+                if epoch != self._watch_epoch:
+                    break
+                if time.monotonic() >= deadline:
+                    if query.get("allowWatchBookmarks") in ("true", "1"):
+                        mark = {
+                            "kind": kind,
+                            "apiVersion": api_version,
+                            "metadata": {"resourceVersion": str(max(cursor, current))},
+                        }
+                        self._write_events(handler, [{"type": "BOOKMARK", "object": mark}])
+                    break
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            handler.close_connection = True  # the client went away
+        finally:
+            with self.lock:
+                self._open_watches -= 1
+
+    @staticmethod
+    def _write_events(handler: BaseHTTPRequestHandler, lines: list[Obj]) -> None:
+        if not lines:
+            return
+        data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        handler.wfile.flush()
 
     @staticmethod
     def _send(
@@ -449,14 +677,35 @@ class FakeKubeApi:
                 handler.send_header(key, value)
             handler.end_headers()
             handler.wfile.write(data)
+            handler.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a scripted timeout)
 
 
 @contextmanager
-def fake_kube_api(validate: bool = True) -> Iterator[FakeKubeApi]:
-    api = FakeKubeApi(validate=validate).start()
+def fake_kube_api(validate: bool = True, history_limit: int = 100_000) -> Iterator[FakeKubeApi]:
+    api = FakeKubeApi(validate=validate, history_limit=history_limit).start()
     try:
         yield api
     finally:
         api.stop()
+
+
+def main() -> None:
+    """Serve until SIGTERM / SIGINT; the first line on stdout is the URL."""
+    parser = argparse.ArgumentParser(description="the batch/v1 stand-in as a process")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--no-validate", action="store_true", help="skip strict validation")
+    args = parser.parse_args()
+    api = FakeKubeApi(validate=not args.no_validate).start(args.port)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    print(api.url, flush=True)
+    stop.wait()
+    api.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,15 +1,23 @@
 """KubernetesLauncher: one batch/v1 Job `runner-<submission id>` per submission.
 
-Idempotent: the Job name is the submission's, so a redelivered task finds its Job (in the
-list of Jobs in flight, or as a 409 AlreadyExists on create) and reports success instead of
-launching twice.
+A launch costs the same API calls however many Jobs are in flight: a create for the Job
+and one for its token Secret. What is in flight comes from a watch-fed cache
+(job_watch.py, job_cache.py: LIST once per process, then WATCH), not from a LIST per
+launch, which cost the API server a list of every Job in flight for every launch.
 
-Polite: before creating, it counts the runner Jobs still in flight and defers when there
-are MAX_RUNNING_JOBS of them; a 429 is deferred by its Retry-After. Both raise
-LaunchDeferred, every other failure (5xx, timeouts, refused connections, unexpected 4xx)
-raises LaunchError. The retry policy lives in one place, the scheduler task (Celery's
-retry with a countdown); the kubernetes client's own urllib3 retries are switched off.
-The cap is soft: two launches racing at MAX_RUNNING_JOBS - 1 can both pass.
+Idempotent: the Job name is the submission's, so a redelivered task finds its Job (in the
+cache of Jobs in flight, or as a 409 AlreadyExists on create) and reports success instead
+of launching twice.
+
+Polite: it defers when MAX_RUNNING_JOBS runner Jobs are in flight (those the watch reports,
+plus those this process created that the watch has not reported yet); a 429 (API Priority
+and Fairness) is deferred by its Retry-After, and every launch of this process during that
+time is deferred without a request. Both raise LaunchDeferred; every other failure (5xx,
+timeouts, refused connections, unexpected 4xx, a cache that could not be filled) raises
+LaunchError. The retry policy of a launch lives in one place, the scheduler task (Celery's
+retry with a countdown); the kubernetes client's own urllib3 retries are switched off. The
+cap is soft: launches racing in several processes, or a watch that lags, can pass it by a
+few.
 
 The result token: each Job gets its own, an HMAC of its submission id (see
 runner_image.contract.tokens), delivered through a Secret `runner-<id>` that the Job owns, not as a
@@ -29,9 +37,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+import threading
+import time
 from typing import Any
 
 import urllib3
@@ -40,19 +49,17 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from tasks.launchers.base import LaunchDeferred, Launcher, LaunchError, runner_name
-from tasks.launchers.job_objects import (
-    RUNNER_SELECTOR,
-    TOKEN_KEY,
-    finished_condition,
-    runner_job,
-    runner_token_secret,
-)
+from tasks.launchers.job_cache import TrackedJob, is_finished
+from tasks.launchers.job_objects import RUNNER_SELECTOR, TOKEN_KEY, runner_job, runner_token_secret
+from tasks.launchers.job_watch import JobReflector
+from tasks.launchers.kube_answers import api_status, is_already_exists, retry_after_seconds
 from tasks.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
-RETRY_AFTER_DEFAULT = 5.0
-RETRY_AFTER_MAX = 300.0
+# Finished Jobs the API server need not send at all: succeeded ones (failed ones still come,
+# with their Failed condition, and the cache drops them).
+IN_FLIGHT_FIELDS = "status.successful=0"
 
 
 def kube_api_client() -> client.ApiClient:
@@ -71,30 +78,13 @@ def kube_api_client() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def api_status(exc: ApiException) -> tuple[str, str]:
-    """The (reason, message) of the Status object in an API error, as far as there is one."""
+def read_json(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    """The body of a call made with `_preload_content=False`, and its connection back to the
+    pool: an answer that is not read and released costs a new connection on the next call."""
     try:
-        body: dict[str, Any] = json.loads(exc.body or "{}")
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    return str(body.get("reason") or exc.reason or ""), str(body.get("message") or "")
-
-
-def retry_after_seconds(headers: Any) -> float:
-    """Retry-After as seconds (delta or HTTP date), within [1, RETRY_AFTER_MAX]."""
-    raw = (headers or {}).get("Retry-After")
-    seconds = RETRY_AFTER_DEFAULT
-    if raw:
-        try:
-            seconds = float(raw)
-        except ValueError:
-            try:
-                seconds = (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds()
-            except (TypeError, ValueError):
-                seconds = RETRY_AFTER_DEFAULT
-    return max(1.0, min(RETRY_AFTER_MAX, seconds))
+        return json.loads(response.data)
+    finally:
+        response.release_conn()
 
 
 def launch_failure(exc: ApiException, what: str) -> Exception:
@@ -118,42 +108,69 @@ class KubernetesLauncher(Launcher):
         self.core = client.CoreV1Api(self.api_client)
         self.namespace = settings.k8s_namespace
         self.timeout = settings.kube_request_timeout_seconds
+        self.reflector = JobReflector(
+            self.batch,
+            self.namespace,
+            label_selector=RUNNER_SELECTOR,
+            field_selector=IN_FLIGHT_FIELDS,
+            request_timeout=self.timeout,
+            watch_timeout=settings.kube_watch_timeout_seconds,
+        )
+        self._throttle_lock = threading.Lock()
+        self._throttled_until = 0.0  # time.monotonic() before which no launch is tried
+
+    def close(self) -> None:
+        """Stop the watch (tests, shutdown); a later launch starts it again."""
+        self.reflector.stop()
 
     def launch(self, submission_id: str, deadline_seconds: int) -> str:
         name = runner_name(submission_id)
+        self._respect_throttling(name)
         env = self.runner_env(submission_id)
         try:
             job = self._create_or_find_job(submission_id, env, deadline_seconds)
-            if finished_condition(job) is None:
+            if job is not None:
                 self._ensure_token_secret(job, env[TOKEN_KEY])
         except ApiException as exc:
-            raise launch_failure(exc, f"launching {name}") from exc
+            failure = launch_failure(exc, f"launching {name}")
+            if isinstance(failure, LaunchDeferred):
+                self._throttle(failure.countdown)
+            raise failure from exc
         except urllib3.exceptions.HTTPError as exc:
             raise LaunchError(f"launching {name}: Kubernetes API unreachable: {exc}") from exc
+        except TimeoutError as exc:
+            raise LaunchError(f"launching {name}: {exc}") from exc
         return name
 
-    def runner_jobs_in_flight(self) -> dict[str, client.V1Job]:
-        """Runner Jobs neither complete nor failed, by name. `status.successful=0` lets the
-        API server drop the succeeded ones before they cross the wire."""
-        jobs = self.batch.list_namespaced_job(
-            self.namespace,
-            label_selector=RUNNER_SELECTOR,
-            field_selector="status.successful=0",
-            _request_timeout=self.timeout,
-        )
-        return {job.metadata.name: job for job in jobs.items if finished_condition(job) is None}
+    def _respect_throttling(self, name: str) -> None:
+        with self._throttle_lock:
+            left = self._throttled_until - time.monotonic()
+        if left > 0:
+            raise LaunchDeferred(
+                f"launching {name}: the API server asked us to slow down (429)",
+                countdown=math.ceil(left),
+            )
+
+    def _throttle(self, seconds: float) -> None:
+        with self._throttle_lock:
+            self._throttled_until = max(self._throttled_until, time.monotonic() + seconds)
 
     def _create_or_find_job(
         self, submission_id: str, env: dict[str, str], deadline: int
-    ) -> client.V1Job:
+    ) -> TrackedJob | None:
+        """The Job in flight for this submission (created now, or found), or None when it
+        exists and has finished."""
         name = runner_name(submission_id)
-        in_flight = self.runner_jobs_in_flight()
-        if name in in_flight:
+        # The watch's first LIST may take two request timeouts (connect, then read).
+        jobs = self.reflector.synced_jobs(timeout=2 * self.timeout + 1)
+        in_flight = jobs.get(name)
+        if in_flight is not None:
             log.info("%s is already in flight; not launching it twice", name)
-            return in_flight[name]
-        if len(in_flight) >= self.settings.max_running_jobs:
+            return in_flight
+        running = jobs.count()
+        if running >= self.settings.max_running_jobs:
             raise LaunchDeferred(
-                f"{len(in_flight)} runner Jobs in flight "
+                f"{running} runner Jobs in flight "
                 f"(MAX_RUNNING_JOBS={self.settings.max_running_jobs})",
                 countdown=self.settings.launch_defer_seconds,
             )
@@ -162,24 +179,36 @@ class KubernetesLauncher(Launcher):
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
         try:
-            created = self.batch.create_namespaced_job(
-                self.namespace, job, _request_timeout=self.timeout
+            # Raw JSON answers: the launcher needs three fields, not a deserialized model.
+            answer = self.batch.create_namespaced_job(
+                self.namespace, job, _request_timeout=self.timeout, _preload_content=False
             )
         except ApiException as exc:
-            if exc.status != 409 or api_status(exc)[0] != "AlreadyExists":
+            if not is_already_exists(exc):
                 raise
             log.info("%s already exists: launched by an earlier delivery", name)
-            return self.batch.read_namespaced_job(
-                name, self.namespace, _request_timeout=self.timeout
+            found = read_json(
+                self.batch.read_namespaced_job(
+                    name, self.namespace, _request_timeout=self.timeout, _preload_content=False
+                )
             )
+            return None if is_finished(found) else jobs.created(found)
         log.info("created Job %s (activeDeadlineSeconds %d)", name, deadline)
-        return created
+        return jobs.created(read_json(answer))
 
-    def _ensure_token_secret(self, job: client.V1Job, token: str) -> None:
+    def _ensure_token_secret(self, job: TrackedJob, token: str) -> None:
+        owner = client.V1Job(
+            metadata=client.V1ObjectMeta(name=job.name, uid=job.uid, labels=dict(job.labels))
+        )
         try:
-            self.core.create_namespaced_secret(
-                self.namespace, runner_token_secret(job, token), _request_timeout=self.timeout
+            answer = self.core.create_namespaced_secret(
+                self.namespace,
+                runner_token_secret(owner, token),
+                _request_timeout=self.timeout,
+                _preload_content=False,
             )
+            answer.drain_conn()
+            answer.release_conn()
         except ApiException as exc:
-            if exc.status != 409 or api_status(exc)[0] != "AlreadyExists":
+            if not is_already_exists(exc):
                 raise

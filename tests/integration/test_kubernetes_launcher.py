@@ -2,9 +2,11 @@
 server speaking batch/v1 (tests/fake_kube_api.py); no cluster needed.
 
 The first part drives the launcher in this process: create, 409, 429 with Retry-After,
-500 then success, a timeout, the in-flight cap, reconciling failed Jobs. The last test runs
-the whole chain as processes: gunicorn, a Celery worker with RUNNER_LAUNCHER=kubernetes
-and a KUBECONFIG pointing at the fake API, a private redis-server, and `cloudemy reconcile`.
+500 then success, a timeout, the in-flight cap; then the watch that feeds the launcher's
+cache of Jobs in flight (one LIST, then WATCH; resuming, 410 Gone, 429 backoff, Jobs of
+another scheduler); then reconciling failed Jobs. The last test runs the whole chain as
+processes: gunicorn, a Celery worker with RUNNER_LAUNCHER=kubernetes and a KUBECONFIG
+pointing at the fake API, a private redis-server, and `cloudemy reconcile`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from tasks.launchers.kubernetes import KubernetesLauncher
 from tasks.reconcile import Reconciler
 from tasks.settings import BrokerSettings, SchedulerSettings
 from tests.fake_internal_api import FakeInternalApi
-from tests.fake_kube_api import FakeKubeApi, fake_kube_api
+from tests.fake_kube_api import FakeKubeApi, Recorded, fake_kube_api
 from tests.integration.conftest import register_student, signed_in
 
 pytestmark = pytest.mark.integration
@@ -39,6 +41,7 @@ pytestmark = pytest.mark.integration
 SECRET = "r" * 40
 NAMESPACE = "cloudemy"
 DEADLINE = 120  # what the scheduler task hands a launch, unless a test says otherwise
+WATCH_WAIT = 30  # seconds a watch event may take on a loaded machine (met in ms when idle)
 
 
 def _id() -> str:
@@ -59,12 +62,25 @@ def _settings(**overrides: Any) -> SchedulerSettings:
 
 @pytest.fixture
 def launcher(api: FakeKubeApi):
+    made: list[KubernetesLauncher] = []
+
     def make(**overrides: Any) -> KubernetesLauncher:
         configuration = client.Configuration(host=api.url)
         configuration.retries = False
-        return KubernetesLauncher(_settings(**overrides), client.ApiClient(configuration))
+        made.append(KubernetesLauncher(_settings(**overrides), client.ApiClient(configuration)))
+        return made[-1]
 
-    return make
+    yield make
+    for each in made:
+        each.close()
+
+
+def _lists(api: FakeKubeApi) -> list[Recorded]:
+    return [r for r in api.recorded("GET", "jobs") if r.name is None]
+
+
+def _in_flight(launcher: KubernetesLauncher) -> int:
+    return launcher.reflector.jobs.count()
 
 
 def _job_posts(api: FakeKubeApi) -> list[int]:
@@ -116,15 +132,20 @@ def test_409_already_exists_is_success(api, launcher) -> None:
     assert len(api.recorded("POST", "secrets")) == 1  # a finished Job needs no token
 
 
-def test_429_defers_by_retry_after(api, launcher) -> None:
-    sid = _id()
-    api.enqueue("POST", "jobs", 429, headers={"Retry-After": "7"})
+def test_429_defers_every_launch_of_the_process_by_retry_after(api, launcher) -> None:
+    sid, other = _id(), _id()
+    api.enqueue("POST", "jobs", 429, headers={"Retry-After": "1"})
+    polite = launcher()
 
     with pytest.raises(LaunchDeferred) as deferred:
-        launcher().launch(sid, DEADLINE)
-    assert deferred.value.countdown == 7
-    assert launcher().launch(sid, DEADLINE) == f"runner-{sid}"
+        polite.launch(sid, DEADLINE)
+    assert deferred.value.countdown == 1
+    with pytest.raises(LaunchDeferred, match="slow down"):
+        polite.launch(other, DEADLINE)  # within the Retry-After: no request at all
+    assert _job_posts(api) == [429]
 
+    time.sleep(1.05)
+    assert polite.launch(sid, DEADLINE) == f"runner-{sid}"
     assert _job_posts(api) == [429, 201]
 
 
@@ -156,6 +177,7 @@ def test_an_unreachable_api_server_is_a_launch_error() -> None:
 
     with pytest.raises(LaunchError, match="unreachable"):
         launcher.launch(_id(), DEADLINE)
+    launcher.close()
 
 
 def test_the_in_flight_cap_defers_until_a_job_finishes(api, launcher) -> None:
@@ -171,8 +193,135 @@ def test_the_in_flight_cap_defers_until_a_job_finishes(api, launcher) -> None:
     assert _job_posts(api) == [201, 201]
 
     api.fail_job(f"runner-{first}", NAMESPACE)
+    wait_until(lambda: _in_flight(capped) == 1, WATCH_WAIT, "the watch to report the failed Job")
     assert capped.launch(third, DEADLINE) == f"runner-{third}"
     assert _job_posts(api) == [201, 201, 201]
+
+
+def test_a_launch_lists_nothing_however_many_jobs_are_in_flight(api, launcher) -> None:
+    """One LIST per process, then only the Job and its Secret per launch."""
+    fast = launcher()
+    for _ in range(20):
+        fast.launch(_id(), DEADLINE)
+
+    assert len(_lists(api)) == 1
+    assert len(api.recorded("POST", "jobs")) == len(api.recorded("POST", "secrets")) == 20
+    assert api.recorded("GET", "jobs") == _lists(api)  # no read of a single Job either
+    assert [r.query["watch"] for r in api.recorded("WATCH", "jobs")] == ["true"]
+    wait_until(lambda: _in_flight(fast) == 20, WATCH_WAIT, "the watch to report all 20 Jobs")
+
+
+def test_jobs_created_here_count_before_the_watch_reports_them(api, launcher) -> None:
+    capped = launcher(max_running_jobs=2)
+    capped.launch(first := _id(), DEADLINE)  # the watch is open from here on
+    # The next watch will be slow to open: the events of the next launches wait for it.
+    api.enqueue("WATCH", "jobs", 200, delay=60, passthrough=True)
+    api.close_watches()
+    wait_until(lambda: len(api.recorded("WATCH", "jobs")) == 2, WATCH_WAIT, "a second watch")
+    assert api.open_watches() == 0
+
+    capped.launch(second := _id(), DEADLINE)
+    with pytest.raises(LaunchDeferred, match="2 runner Jobs in flight"):
+        capped.launch(_id(), DEADLINE)
+    assert _job_posts(api) == [201, 201]
+    # Nothing reported the second Job meanwhile: no watch was open, no LIST was sent.
+    assert (api.open_watches(), len(_lists(api))) == (0, 1)
+    api.close_watches()  # the slow watch opens and replays both Jobs: still 2, not 3 or 1
+    wait_until(
+        lambda: capped.reflector.jobs.get(f"runner-{second}") is not None,
+        WATCH_WAIT,
+        "the slow watch to report the second Job",
+    )
+    assert _in_flight(capped) == 2 and capped.reflector.jobs.get(f"runner-{first}") is not None
+
+
+def test_jobs_of_another_scheduler_count_once_the_watch_reports_them(api, launcher) -> None:
+    mine, theirs = launcher(max_running_jobs=2), launcher(max_running_jobs=2)
+    mine.launch(_id(), DEADLINE)
+    theirs.launch(_id(), DEADLINE)
+
+    wait_until(lambda: _in_flight(mine) == 2, WATCH_WAIT, "the watch to report the other Job")
+    with pytest.raises(LaunchDeferred):
+        mine.launch(_id(), DEADLINE)
+
+    # A Job that succeeds leaves the watch's selection (status.successful=0): DELETED.
+    (done, *_) = api.stored("jobs", NAMESPACE)
+    api.complete_job(done, NAMESPACE)
+    wait_until(lambda: _in_flight(mine) == 1, WATCH_WAIT, "the watch to report the finished Job")
+    mine.launch(_id(), DEADLINE)
+    assert len(api.stored("jobs", NAMESPACE)) == 3
+
+
+# --------------------------------------------------------------------------- the watch
+
+
+def test_a_watch_that_ends_resumes_from_its_resource_version(api, launcher) -> None:
+    watched = launcher()
+    watched.launch(sid := _id(), DEADLINE)
+    wait_until(lambda: _in_flight(watched) == 1, WATCH_WAIT, "the watch to report the Job")
+    seen = api.stored("jobs", NAMESPACE)[f"runner-{sid}"]["metadata"]["resourceVersion"]
+
+    api.close_watches()  # as an API server restart, or the watch's timeoutSeconds
+    wait_until(lambda: len(api.recorded("WATCH", "jobs")) == 2, WATCH_WAIT, "a second watch")
+
+    first, second = api.recorded("WATCH", "jobs")
+    assert int(first.query["resourceVersion"]) < int(seen)  # from the LIST's version
+    assert second.query["resourceVersion"] == seen  # the last Job event: nothing missed
+    assert int(second.query["timeoutSeconds"]) >= 300  # KUBE_WATCH_TIMEOUT_SECONDS and up
+    assert second.query["allowWatchBookmarks"] == "true"
+    assert len(_lists(api)) == 1
+
+
+def test_a_closed_launcher_watches_again_on_its_next_launch(api, launcher) -> None:
+    reopened = launcher()
+    reopened.launch(_id(), DEADLINE)
+    reopened.close()
+
+    reopened.launch(_id(), DEADLINE)
+
+    assert len(_lists(api)) == 2  # a fresh cache: listed again, then watched
+    wait_until(lambda: len(api.recorded("WATCH", "jobs")) == 2, WATCH_WAIT, "a second watch")
+    wait_until(lambda: _in_flight(reopened) == 2, WATCH_WAIT, "the watch to report both")
+
+
+def test_410_gone_lists_again_and_the_cache_stays_right(api, launcher) -> None:
+    capped = launcher(max_running_jobs=2)
+    first, second = _id(), _id()
+    capped.launch(first, DEADLINE)
+    capped.launch(second, DEADLINE)
+    wait_until(lambda: _in_flight(capped) == 2, WATCH_WAIT, "the watch to report both Jobs")
+
+    api.expire_history()  # the open watch gets ERROR 410 Expired
+    api.fail_job(f"runner-{first}", NAMESPACE)  # lands after the expiry: only a LIST shows it
+
+    wait_until(lambda: len(_lists(api)) == 2, WATCH_WAIT, "a second LIST after 410 Gone")
+    wait_until(lambda: _in_flight(capped) == 1, WATCH_WAIT, "the LIST to drop the failed Job")
+    assert capped.reflector.lists == 2
+    capped.launch(_id(), DEADLINE)
+    assert _job_posts(api) == [201, 201, 201]
+
+
+def test_429_on_list_and_watch_backs_off_by_retry_after(api, launcher) -> None:
+    api.enqueue("GET", "jobs", 429, headers={"Retry-After": "2"})
+    api.enqueue("WATCH", "jobs", 429, headers={"Retry-After": "2"})
+    polite = launcher()
+
+    with pytest.raises(LaunchDeferred) as deferred:  # the first LIST was throttled
+        polite.launch(_id(), DEADLINE)
+    assert deferred.value.countdown == 2
+
+    wait_until(
+        lambda: len(api.recorded("WATCH", "jobs")) == 2, WATCH_WAIT, "the watch after backoffs"
+    )
+    throttled_list, *_ = _lists(api)
+    throttled_watch, watch = api.recorded("WATCH", "jobs")
+    list_after_list, list_after_watch = _lists(api)[1:3]
+    assert [r.status for r in (throttled_list, throttled_watch)] == [429, 429]
+    assert list_after_list.at - throttled_list.at >= 2  # never sooner than Retry-After
+    assert list_after_watch.at - throttled_watch.at >= 2
+    assert watch.at >= list_after_watch.at
+    assert len(_lists(api)) == 3
+    assert polite.launch(_id(), DEADLINE).startswith("runner-")
 
 
 def test_make_launcher_reads_kubeconfig(api, monkeypatch, tmp_path) -> None:
@@ -302,8 +451,8 @@ def test_delivered_twice_one_job_and_a_timed_out_job_ends_in_error(api, tmp_path
         producer.close()
 
         # Each delivery ends its launch by creating (or finding) the Job's token Secret.
-        wait_until(lambda: len(api.recorded("POST", "secrets")) >= 2, 30, "two launches")
-        wait_until(lambda: _submission(stack, sid)["status"] == "scheduled", 15, "scheduled")
+        wait_until(lambda: len(api.recorded("POST", "secrets")) >= 2, 90, "two launches")
+        wait_until(lambda: _submission(stack, sid)["status"] == "scheduled", 60, "scheduled")
 
         name = f"runner-{sid}"
         assert list(api.stored("jobs", NAMESPACE)) == [name]

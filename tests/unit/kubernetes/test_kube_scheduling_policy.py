@@ -14,7 +14,8 @@ from kubernetes.client.exceptions import ApiException
 import tasks.scheduler as scheduler
 from runner_image.contract import Result, Status
 from tasks.launchers import LaunchDeferred, LaunchError, make_launcher
-from tasks.launchers.kubernetes import api_status, launch_failure, retry_after_seconds
+from tasks.launchers.kube_answers import api_status, retry_after_seconds
+from tasks.launchers.kubernetes import launch_failure
 from tasks.settings import SchedulerSettings
 from tests.eager_worker import run_worker_on, scheduler_settings
 
