@@ -13,6 +13,7 @@ from webapp.blueprints import (
     health,
     internal,
     llm_gateway,
+    regrade,
     submissions,
 )
 from webapp.errors import register_error_handlers
@@ -35,7 +36,17 @@ def create_app(settings: WebappSettings, services: Services | None = None) -> Fl
     install_limits(app, settings)
     instrument(app)
     events.install_stream_slots(app, settings.event_streams_per_worker)
-    blueprints = (accounts, assignments, submissions, events, internal, llm_gateway, health, docs)
+    blueprints = (
+        accounts,
+        assignments,
+        submissions,
+        regrade,
+        events,
+        internal,
+        llm_gateway,
+        health,
+        docs,
+    )
     for blueprint in (module.bp for module in blueprints):
         app.register_blueprint(blueprint)
     return app

@@ -8,7 +8,14 @@ from typing import Any
 
 from runner_image.contract import STAFF_ONLY_METRICS, TestCase, TestResult
 from webapp.models import Assignment, Submission, User
-from webapp.responses import AssignmentOut, SubmissionOut, TestCaseOut, TestResultOut, UserOut
+from webapp.responses import (
+    AssignmentOut,
+    HistoryEntryOut,
+    SubmissionOut,
+    TestCaseOut,
+    TestResultOut,
+    UserOut,
+)
 
 ROW_FIELDS = {"name", "verdict", "score", "max_score", "time_ms", "memory_kb"}
 
@@ -74,18 +81,42 @@ def _test_result_json(
     return TestResultOut(**shown)
 
 
-def _metrics_json(submission: Submission, is_instructor: bool) -> dict[str, Any]:
+def _metrics_json(metrics: dict[str, Any], is_instructor: bool) -> dict[str, Any]:
     """Students see time and memory over public tests only (the runner sums them so)."""
     if is_instructor:
-        return dict(submission.metrics)
+        return dict(metrics)
     staff_only = set(STAFF_ONLY_METRICS.values())
-    return {k: v for k, v in submission.metrics.items() if k not in staff_only}
+    return {k: v for k, v in metrics.items() if k not in staff_only}
+
+
+def _history_entry_json(
+    entry: dict[str, Any], cases: dict[str, TestCase], is_instructor: bool
+) -> HistoryEntryOut:
+    """An earlier round, by the rules of the current result (webapp.lifecycle.history_entry
+    wrote it)."""
+    staff_only = {"instructor_tags": list(entry.get("instructor_tags") or [])}
+    rows = [TestResult.model_validate(row) for row in entry.get("tests") or []]
+    return HistoryEntryOut(
+        round=entry.get("round", 0),
+        status=entry["status"],
+        verdict=entry.get("verdict"),
+        score=entry.get("score"),
+        max_score=entry.get("max_score"),
+        fail_tags=list(entry.get("fail_tags") or []),
+        feedback=entry.get("feedback"),
+        tests=[_test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor) for r in rows],
+        metrics=_metrics_json(entry.get("metrics") or {}, is_instructor),
+        round_started_at=iso(entry.get("round_started_at")),
+        finished_at=iso(entry.get("finished_at")),
+        **(staff_only if is_instructor else {}),
+    )
 
 
 def submission_json(
     submission: Submission, assignment: Assignment | None, is_instructor: bool
 ) -> SubmissionOut:
-    """Students never see a hidden test's input, expected output or their output for it."""
+    """Students never see a hidden test's input, expected output or their output for it,
+    in the current result or in the earlier rounds of `history`."""
     cases = {t.name: t for t in assignment.test_cases} if assignment else {}
     staff_only = {"instructor_tags": list(submission.instructor_tags)} if is_instructor else {}
     return SubmissionOut(
@@ -104,12 +135,16 @@ def submission_json(
             _test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor)
             for r in submission.test_results
         ],
-        metrics=_metrics_json(submission, is_instructor),
+        metrics=_metrics_json(submission.metrics, is_instructor),
         attempt=submission.attempt,
         job_name=submission.job_name,
         created_at=iso(submission.created_at),
         scheduled_at=iso(submission.scheduled_at),
         started_at=iso(submission.started_at),
         finished_at=iso(submission.finished_at),
+        round=submission.round,
+        round_started_at=iso(submission.round_started_at),
+        history=[_history_entry_json(e, cases, is_instructor) for e in submission.history],
+        is_reference=submission.is_reference,
         **staff_only,
     )

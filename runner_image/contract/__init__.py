@@ -32,6 +32,7 @@ from runner_image.contract.tokens import (
     submission_token,
     sweep_token,
     token_matches,
+    token_round,
 )
 
 __all__ = [
@@ -58,4 +59,5 @@ __all__ = [
     "submission_token",
     "sweep_token",
     "token_matches",
+    "token_round",
 ]

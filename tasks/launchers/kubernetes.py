@@ -1,11 +1,14 @@
-"""KubernetesLauncher: one batch/v1 Job `runner-<submission id>` per submission.
+"""KubernetesLauncher: one batch/v1 Job `runner-<submission id>` per submission (and
+`runner-<id>-r<n>` per regrade round n).
 
-Idempotent: the Job name is the submission's, so a redelivered task finds its Job (in the
-list of Jobs in flight, or as a 409 AlreadyExists on create) and reports success instead of
-launching twice.
+Idempotent: the Job name is the submission's and round's, so a redelivered task finds its
+Job (in the list of Jobs in flight, or as a 409 AlreadyExists on create) and reports success
+instead of launching twice; a regrade round is a new name, so a new Job.
 
 Polite: before creating, it counts the runner Jobs still in flight and defers when there
-are MAX_RUNNING_JOBS of them; a 429 is deferred by its Retry-After. Both raise
+are MAX_RUNNING_JOBS of them (a bulk regrade's low-priority launch already at half of
+them, so regrades never take the slots deadline traffic needs); a 429 is deferred by its
+Retry-After. Both raise
 LaunchDeferred, every other failure (5xx, timeouts, refused connections, unexpected 4xx)
 raises LaunchError. The retry policy lives in one place, the scheduler task (Celery's
 retry with a countdown); the kubernetes client's own urllib3 retries are switched off.
@@ -119,11 +122,19 @@ class KubernetesLauncher(Launcher):
         self.namespace = settings.k8s_namespace
         self.timeout = settings.kube_request_timeout_seconds
 
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
-        name = runner_name(submission_id)
-        env = self.runner_env(submission_id)
+    def launch(
+        self,
+        submission_id: str,
+        deadline_seconds: int,
+        grading_round: int = 0,
+        low_priority: bool = False,
+    ) -> str:
+        name = runner_name(submission_id, grading_round)
+        env = self.runner_env(submission_id, grading_round)
         try:
-            job = self._create_or_find_job(submission_id, env, deadline_seconds)
+            job = self._create_or_find_job(
+                submission_id, env, deadline_seconds, grading_round, low_priority
+            )
             if finished_condition(job) is None:
                 self._ensure_token_secret(job, env[TOKEN_KEY])
         except ApiException as exc:
@@ -144,21 +155,30 @@ class KubernetesLauncher(Launcher):
         return {job.metadata.name: job for job in jobs.items if finished_condition(job) is None}
 
     def _create_or_find_job(
-        self, submission_id: str, env: dict[str, str], deadline: int
+        self,
+        submission_id: str,
+        env: dict[str, str],
+        deadline: int,
+        grading_round: int = 0,
+        low_priority: bool = False,
     ) -> client.V1Job:
-        name = runner_name(submission_id)
+        name = runner_name(submission_id, grading_round)
         in_flight = self.runner_jobs_in_flight()
         if name in in_flight:
             log.info("%s is already in flight; not launching it twice", name)
             return in_flight[name]
-        if len(in_flight) >= self.settings.max_running_jobs:
+        cap = self.settings.max_running_jobs
+        if low_priority:
+            cap = max(1, cap // 2)
+        if len(in_flight) >= cap:
             raise LaunchDeferred(
                 f"{len(in_flight)} runner Jobs in flight "
-                f"(MAX_RUNNING_JOBS={self.settings.max_running_jobs})",
+                f"(MAX_RUNNING_JOBS={self.settings.max_running_jobs}"
+                f"{', half of it for bulk regrades' if low_priority else ''})",
                 countdown=self.settings.launch_defer_seconds,
             )
         try:
-            job = runner_job(self.settings, submission_id, env, deadline)
+            job = runner_job(self.settings, submission_id, env, deadline, grading_round)
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
         try:

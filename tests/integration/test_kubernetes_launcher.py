@@ -234,7 +234,9 @@ def test_reconcile_treats_a_final_submission_as_done(api, launcher) -> None:
         settings,
         client.ApiClient(client.Configuration(host=api.url)),
         redis,
-        backend=lambda s: InternalApiClient(backend.url, submission_token(SECRET, s), retries=0),
+        backend=lambda s, n: InternalApiClient(
+            backend.url, submission_token(SECRET, s, n), retries=0
+        ),
     )
 
     assert reconciler.run_once().already_final == [f"runner-{sid}"]
