@@ -32,6 +32,7 @@ FINAL = ("graded", "failed", "error")
 class Timings:
     graded_seconds: float  # N first gradings (and the reference), from the first submit
     regraded_seconds: float  # N regrades (and the reference), from the bulk request
+    bulk_request_seconds: float  # the bulk regrade request itself (queues N rounds)
 
 
 def _all_submissions(instructor: Api, assignment_id: str) -> list[dict[str, Any]]:
@@ -113,6 +114,7 @@ def run_regrade_scenario(stack: DevStack, count: int, timeout: float) -> Timings
 
     started = time.monotonic()
     bulk = instructor.post(regrade_path, json={"scope": "all"})
+    bulk_request_seconds = time.monotonic() - started
     assert bulk.status_code == 202, bulk.text
     assert (bulk.json()["queued"], bulk.json()["skipped_in_flight"]) == (count, 0)
     assert bulk.json()["reference"]["submission"]["round"] == 1  # regraded first
@@ -146,4 +148,4 @@ def run_regrade_scenario(stack: DevStack, count: int, timeout: float) -> Timings
     seen = submitted[late_id].get(f"/api/submissions/{late_id}").json()
     assert (seen["round"], seen["score"], seen["status"]) == (1, 100, "graded")
     assert seen["history"][0]["score"] == 50 and "instructor_tags" not in seen["history"][0]
-    return Timings(graded_seconds, regraded_seconds)
+    return Timings(graded_seconds, regraded_seconds, bulk_request_seconds)
