@@ -26,6 +26,7 @@ FIXED = BROKEN | {"expected_stdout": "300\n"}
 # Submissions per student: under the per-account submit limit (RATE_LIMIT_SUBMIT, 30/minute).
 PER_STUDENT = 25
 FINAL = ("graded", "failed", "error")
+BULK_REQUEST_TIMEOUT = 120  # seconds; gunicorn's own worker timeout is 60
 
 
 @dataclass
@@ -113,7 +114,10 @@ def run_regrade_scenario(stack: DevStack, count: int, timeout: float) -> Timings
     assert instructor.get(reference_path).json()["up_to_date"] is False
 
     started = time.monotonic()
-    bulk = instructor.post(regrade_path, json={"scope": "all"})
+    # One request queues every round: it takes longer than a single call as classes grow.
+    bulk = instructor.session.post(
+        f"{stack.api_url}{regrade_path}", json={"scope": "all"}, timeout=BULK_REQUEST_TIMEOUT
+    )
     bulk_request_seconds = time.monotonic() - started
     assert bulk.status_code == 202, bulk.text
     assert (bulk.json()["queued"], bulk.json()["skipped_in_flight"]) == (count, 0)

@@ -15,32 +15,51 @@ from webapp.services import Services
 from webapp.settings import WebappSettings
 
 
-def build_bundle(submission: Submission, assignment: Assignment) -> Bundle:
-    """Everything the trusted runner needs; it alone ever sees the expected outputs. The
-    tests are the assignment's as they are now: a regrade grades against the fixed tests."""
+def assignment_bundle(assignment: Assignment) -> Bundle:
+    """The assignment's part of every bundle (its tests are validated once): a bulk regrade
+    builds it once for all its submissions."""
     return Bundle(
-        submission_id=str(submission.id),
+        submission_id="",
         assignment_id=str(assignment.id),
-        language=submission.language,
-        code=submission.code,
+        language=assignment.language,
+        code="",
         tests=tuple(assignment.test_cases),
         time_limit_ms=assignment.time_limit_ms,
         memory_limit_mb=assignment.memory_limit_mb,
         max_score=assignment.max_score,
         feedback=assignment.feedback_settings,
         assignment=AssignmentText(title=assignment.title, description=assignment.description),
-        round=submission.round,
+    )
+
+
+def build_bundle(
+    submission: Submission, assignment: Assignment, base: Bundle | None = None
+) -> Bundle:
+    """Everything the trusted runner needs; it alone ever sees the expected outputs. The
+    tests are the assignment's as they are now: a regrade grades against the fixed tests.
+    `base`: assignment_bundle(assignment), when the caller already built it."""
+    return (base or assignment_bundle(assignment)).model_copy(
+        update={
+            "submission_id": str(submission.id),
+            "language": submission.language,
+            "code": submission.code,
+            "round": submission.round,
+        }
     )
 
 
 def enqueue_grading(
-    submission: Submission, assignment: Assignment, services: Services, settings: WebappSettings
+    submission: Submission,
+    assignment: Assignment,
+    services: Services,
+    settings: WebappSettings,
+    base: Bundle | None = None,
 ) -> None:
     """Grade the submission's current round. Raises redis/kombu errors when the broker is
     down; the caller decides what that means."""
     services.redis.set(
         bundle_key(submission.id, submission.round),
-        build_bundle(submission, assignment).model_dump_json(),
+        build_bundle(submission, assignment, base).model_dump_json(),
         ex=settings.bundle_ttl_seconds,
     )
     send_grading_task(submission, assignment, services, settings)

@@ -188,27 +188,31 @@ def start_round(
     if submission.status not in FINAL_STATUSES:
         return None
     now = utcnow()
-    changes: dict[str, Any] = {
-        "push__history": history_entry(submission),
-        "inc__round": 1,
-        "set__status": Status.QUEUED,
-        "set__max_score": max_score,
-        "set__fail_tags": [],
-        "set__instructor_tags": [],
-        "set__tests": [],
-        "set__metrics": {},
-        "set__round_started_at": now,
-        "set__enqueued_at": now,
-        "set__low_priority": low_priority,
-    }
-    for field in (*_CLEARED, *_CLEARED_TIMES):
-        changes[f"set__{field}"] = None
+    entry = history_entry(submission)
+    values: dict[str, Any] = {
+        "round": submission.round + 1,
+        "status": Status.QUEUED,
+        "max_score": max_score,
+        "fail_tags": [],
+        "instructor_tags": [],
+        "tests": [],
+        "metrics": {},
+        "round_started_at": now,
+        "enqueued_at": now,
+        "low_priority": low_priority,
+    } | dict.fromkeys((*_CLEARED, *_CLEARED_TIMES))
+    # An update, not a find-and-modify: one round trip, and the new state is known here.
     updated = Submission.objects(
         id=submission.id, round=submission.round, status=submission.status
-    ).modify(new=True, **changes)
-    if updated is not None:
-        publish_status(redis, updated.id, Status.QUEUED)
-    return updated
+    ).update_one(push__history=entry, **{f"set__{name}": v for name, v in values.items()})
+    if not updated:
+        return None
+    started = Submission._from_son(submission.to_mongo())
+    for name, value in values.items():
+        setattr(started, name, value)
+    started.history = [*submission.history, entry]
+    publish_status(redis, started.id, Status.QUEUED)
+    return started
 
 
 def abandon_round(redis: Redis, previous: Submission) -> bool:

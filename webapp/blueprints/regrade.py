@@ -27,11 +27,11 @@ from flask import Blueprint, g, jsonify
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
-from runner_image.contract import FINAL_STATUSES, Status, Verdict
+from runner_image.contract import FINAL_STATUSES, Bundle, Status, Verdict
 from webapp.access import can_edit, is_staff_of
 from webapp.auth import login_required, object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
-from webapp.grading import discard_bundle, enqueue_grading
+from webapp.grading import assignment_bundle, discard_bundle, enqueue_grading
 from webapp.lifecycle import abandon_round, fail_unqueued, round_started, start_round
 from webapp.limits import limiter, signed_in_user
 from webapp.models import Assignment, Submission, User
@@ -68,7 +68,7 @@ def _queue_unavailable(details: dict[str, object] | None = None) -> ApiError:
 
 
 def _queue_round(
-    previous: Submission, assignment: Assignment, low_priority: bool
+    previous: Submission, assignment: Assignment, low_priority: bool, base: Bundle | None = None
 ) -> Submission | None:
     """Start the next round of `previous` and queue it; None when it is still being graded.
     When the round cannot be queued, the previous result is put back and 503 raised."""
@@ -76,7 +76,7 @@ def _queue_round(
     if started is None:
         return None
     try:
-        enqueue_grading(started, assignment, services(), app_settings())
+        enqueue_grading(started, assignment, services(), app_settings(), base)
     except QUEUE_ERRORS as exc:
         log.error("could not queue round %d of %s: %s", started.round, started.id, exc)
         discard_bundle(started.id, services(), started.round)
@@ -224,11 +224,12 @@ def regrade_assignment(assignment_id: str):
     assignment = _staff_assignment_or_404(g.user, assignment_id)
     body = parse_body(RegradeBody)
     reference = _reference_first(assignment, body.force)
+    base = assignment_bundle(assignment)
     queued, skipped = 0, []
     for batch in _batches(_scope_ids(assignment, body.scope)):
         for submission in Submission.objects(id__in=batch).order_by("created_at"):
             try:
-                started = _queue_round(submission, assignment, low_priority=True)
+                started = _queue_round(submission, assignment, low_priority=True, base=base)
             except ApiError as exc:
                 exc.details = {"queued": queued}
                 raise
