@@ -40,11 +40,19 @@ def make_non_dumpable() -> None:
         log.warning("could not clear the dumpable flag (errno %d)", ctypes.get_errno())
 
 
-def load_bundle(client: redis.Redis, submission_id: str) -> Bundle:
-    raw = client.get(bundle_key(submission_id))
+def load_bundle(client: redis.Redis, submission_id: str, grading_round: int = 0) -> Bundle:
+    raw = client.get(bundle_key(submission_id, grading_round))
     if raw is None:
-        raise BundleMissing(f"no grading bundle for submission {submission_id} in Redis")
-    return Bundle.model_validate_json(raw)
+        raise BundleMissing(
+            f"no grading bundle for round {grading_round} of submission {submission_id} in Redis"
+        )
+    bundle = Bundle.model_validate_json(raw)
+    if bundle.submission_id != submission_id or bundle.round != grading_round:
+        raise ValueError(
+            f"the bundle under {bundle_key(submission_id, grading_round)} is for round "
+            f"{bundle.round} of submission {bundle.submission_id}"
+        )
+    return bundle
 
 
 def build_result(settings: RunnerSettings, bundle: Bundle) -> Result:
@@ -79,7 +87,7 @@ def _grade_submission(settings: RunnerSettings) -> Result:
     """Never raises: whatever goes wrong becomes an error result the backend can store."""
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
-        bundle = load_bundle(client, settings.submission_id)
+        bundle = load_bundle(client, settings.submission_id, settings.grading_round)
     except BundleMissing as exc:
         log.error("%s", exc)
         return Result.error("its grading data expired before a runner picked it up")
@@ -118,14 +126,17 @@ def run() -> int:
     submission_id = settings.submission_id
     try:
         client.post_status(submission_id, Status.RUNNING)
-        result = _grade_submission(settings)
+        # The round the token is scoped to: the backend refuses a result of any other.
+        result = _grade_submission(settings).model_copy(update={"round": settings.grading_round})
         client.post_result(submission_id, result)
     except CallbackError as exc:
         log.error("could not report submission %s: %s", submission_id, exc)
         return 1
     finally:
         client.close()
-    log.info("submission %s reported: %s", submission_id, result.status)
+    log.info(
+        "submission %s round %d reported: %s", submission_id, settings.grading_round, result.status
+    )
     return 0
 
 

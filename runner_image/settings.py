@@ -122,6 +122,8 @@ class RunnerSettings(GradingSettings):
     """What a launcher tells a runner (see tasks.launchers.base.Launcher.runner_env)."""
 
     submission_id: str
+    # The grading round to grade (GRADING_ROUND; 0 = the first grading, one more per regrade).
+    grading_round: int = Field(default=0, ge=0)
     redis_url: str
     backend_internal_url: str
     internal_result_token: SecretStr

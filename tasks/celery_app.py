@@ -1,7 +1,7 @@
 """The Celery configuration both sides share: the webapp produces on it, the scheduler worker
 (tasks.worker) consumes it. Late acks plus reject-on-worker-lost mean a task is only gone
 from the broker once a launch really happened; prefetch 1 keeps one worker from hoarding a
-burst of submissions."""
+burst of submissions (and from holding bulk regrades while submissions arrive)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ from tasks.settings import BrokerSettings
 
 SCHEDULE_TASK = "tasks.schedule_submission"
 RECONCILE_TASK = "tasks.reconcile"
+
+# Bulk regrades go to QUEUE_REGRADES with this message priority; submissions (and single
+# regrades) go to QUEUE_SUBMISSIONS with the default, 0. On Redis, Celery keeps one list
+# per queue and priority step and a worker pops them priority first (all priority-0 lists
+# of every queue it consumes before any priority-9 list), so a worker never takes a bulk
+# regrade while a submission is waiting, however many regrades are queued.
+SUBMISSION_PRIORITY = 0
+REGRADE_PRIORITY = 9
 
 POLICY: dict[str, Any] = {
     "broker_connection_retry_on_startup": True,
@@ -27,6 +35,11 @@ POLICY: dict[str, Any] = {
     "task_send_sent_event": True,
     "timezone": "UTC",
 }
+
+
+def worker_queues(settings: BrokerSettings) -> list[str]:
+    """What the scheduler worker consumes: submissions first, then bulk regrades."""
+    return [settings.queue_submissions, settings.queue_regrades]
 
 
 def celery_config(settings: BrokerSettings) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 A runner that dies before reporting cannot report that it died. Kubernetes can: a Job whose
 pod failed twice (BackoffLimitExceeded) or that ran past activeDeadlineSeconds
 (DeadlineExceeded) gets a Failed condition. Each pass lists the runner Jobs by label and
-posts an `error` result, with the reason, for every failed one, under that submission's
-scoped token. The backend keeps the first result it gets, so a runner that did report wins
-(409 or "not stored" both mean "already final"). Reported Jobs are remembered in Redis
-(`reconciled:<job uid>`) rather than deleted, so their pods' logs stay for
-`kubectl logs` until ttlSecondsAfterFinished removes them.
+posts an `error` result, with the reason, for every failed one, under the token of that
+submission's grading round (the Job's round label). The backend keeps the first result it
+gets, so a runner that did report wins (409 or "not stored" both mean "already final"; a
+409 `stale_round`, a Job of a round a regrade has since replaced, means the same).
+Reported Jobs are remembered in Redis (`reconciled:<job uid>`) rather than deleted, so
+their pods' logs stay for `kubectl logs` until ttlSecondsAfterFinished removes them.
 
 How it runs, without Celery beat: `cloudemy reconcile` loops every
 RECONCILE_INTERVAL_SECONDS (30 s) and is meant to be a second container of the scheduler
@@ -38,7 +39,12 @@ from runner_image.contract import (
     sweep_token,
 )
 from tasks.celery_app import RECONCILE_TASK
-from tasks.launchers.job_objects import RUNNER_SELECTOR, SUBMISSION_LABEL, finished_condition
+from tasks.launchers.job_objects import (
+    RUNNER_SELECTOR,
+    SUBMISSION_LABEL,
+    finished_condition,
+    job_round,
+)
 from tasks.launchers.kubernetes import kube_api_client
 from tasks.settings import LauncherKind, SchedulerSettings
 from tasks.worker import celery_app, worker_settings
@@ -47,7 +53,8 @@ log = logging.getLogger(__name__)
 
 REPORTED_KEY = "reconciled:{uid}"
 
-BackendFactory = Callable[[str], InternalApiClient]
+# (submission id, grading round) -> a client holding that round's token.
+BackendFactory = Callable[[str, int], InternalApiClient]
 
 
 def failure_reason(job: client.V1Job, pods: list[client.V1Pod] | None = None) -> str | None:
@@ -106,9 +113,9 @@ class Reconciler:
         )
         self.backend = backend or self._backend
 
-    def _backend(self, submission_id: str) -> InternalApiClient:
+    def _backend(self, submission_id: str, grading_round: int) -> InternalApiClient:
         token = submission_token(
-            self.settings.internal_result_token.get_secret_value(), submission_id
+            self.settings.internal_result_token.get_secret_value(), submission_id, grading_round
         )
         return InternalApiClient(self.settings.backend_internal_url, token, retries=2)
 
@@ -129,7 +136,7 @@ class Reconciler:
                 "runner-"
             )
             reason = failure_reason(job, self._pods(name)) or "the runner Job failed"
-            result = self._report(submission_id, reason)
+            result = self._report(submission_id, job_round(job), reason)
             getattr(outcome, result).append(name)
             if result != "not_reported":
                 self._remember(job)
@@ -149,10 +156,10 @@ class Reconciler:
             log.warning("cannot list the pods of %s: %s", job_name, exc)
             return []
 
-    def _report(self, submission_id: str, reason: str) -> str:
-        backend = self.backend(submission_id)
+    def _report(self, submission_id: str, grading_round: int, reason: str) -> str:
+        backend = self.backend(submission_id, grading_round)
         try:
-            answer = backend.post_result(submission_id, Result.error(reason))
+            answer = backend.post_result(submission_id, Result.error(reason, grading_round))
         except CallbackError as exc:
             if exc.status_code in (404, 409):
                 return "already_final"

@@ -27,6 +27,9 @@ class BrokerSettings(EnvSettings):
 
     redis_url: str = "redis://localhost:6379/0"
     queue_submissions: str = "queue:submissions"
+    # Bulk regrades: a queue of their own, consumed by the same worker behind the
+    # submissions (tasks.celery_app.REGRADE_PRIORITY).
+    queue_regrades: str = "queue:regrades"
 
 
 class SchedulerSettings(BrokerSettings, GradingSettings):

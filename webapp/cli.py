@@ -57,15 +57,17 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--concurrency", default=2, show_default=True)
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker(concurrency: int, loglevel: str) -> None:
-    """Run the scheduler: a Celery worker on the submissions queue, task events on."""
+    """Run the scheduler: a Celery worker on the submissions queue and, behind it, the bulk
+    regrades queue; task events on."""
     settings = _settings(SchedulerSettings)
+    from tasks.celery_app import worker_queues
     from tasks.worker import celery_app
 
     celery_app.worker_main(
         [
             "worker",
             "--queues",
-            settings.queue_submissions,
+            ",".join(worker_queues(settings)),
             "--concurrency",
             str(concurrency),
             "--loglevel",

@@ -1,4 +1,5 @@
-"""Hand a saved submission to the grading pipeline: the bundle in Redis, a task on the queue."""
+"""Hand a saved submission to the grading pipeline: the bundle in Redis, a task on the queue.
+Every grading round (the first, and each regrade) goes through here the same way."""
 
 from __future__ import annotations
 
@@ -7,20 +8,21 @@ import contextlib
 from redis.exceptions import RedisError
 
 from runner_image.contract import AssignmentText, Bundle, bundle_key
-from tasks.celery_app import SCHEDULE_TASK
+from tasks.celery_app import REGRADE_PRIORITY, SCHEDULE_TASK
 from tasks.launchers.deadline import runner_deadline_seconds
 from webapp.models import Assignment, Submission
 from webapp.services import Services
 from webapp.settings import WebappSettings
 
 
-def build_bundle(submission: Submission, assignment: Assignment) -> Bundle:
-    """Everything the trusted runner needs; it alone ever sees the expected outputs."""
+def assignment_bundle(assignment: Assignment) -> Bundle:
+    """The assignment's part of every bundle (its tests are validated once): a bulk regrade
+    builds it once for all its submissions."""
     return Bundle(
-        submission_id=str(submission.id),
+        submission_id="",
         assignment_id=str(assignment.id),
-        language=submission.language,
-        code=submission.code,
+        language=assignment.language,
+        code="",
         tests=tuple(assignment.test_cases),
         time_limit_ms=assignment.time_limit_ms,
         memory_limit_mb=assignment.memory_limit_mb,
@@ -30,13 +32,34 @@ def build_bundle(submission: Submission, assignment: Assignment) -> Bundle:
     )
 
 
+def build_bundle(
+    submission: Submission, assignment: Assignment, base: Bundle | None = None
+) -> Bundle:
+    """Everything the trusted runner needs; it alone ever sees the expected outputs. The
+    tests are the assignment's as they are now: a regrade grades against the fixed tests.
+    `base`: assignment_bundle(assignment), when the caller already built it."""
+    return (base or assignment_bundle(assignment)).model_copy(
+        update={
+            "submission_id": str(submission.id),
+            "language": submission.language,
+            "code": submission.code,
+            "round": submission.round,
+        }
+    )
+
+
 def enqueue_grading(
-    submission: Submission, assignment: Assignment, services: Services, settings: WebappSettings
+    submission: Submission,
+    assignment: Assignment,
+    services: Services,
+    settings: WebappSettings,
+    base: Bundle | None = None,
 ) -> None:
-    """Raises redis/kombu errors when the broker is down; the caller decides what that means."""
+    """Grade the submission's current round. Raises redis/kombu errors when the broker is
+    down; the caller decides what that means."""
     services.redis.set(
-        bundle_key(submission.id),
-        build_bundle(submission, assignment).model_dump_json(),
+        bundle_key(submission.id, submission.round),
+        build_bundle(submission, assignment, base).model_dump_json(),
         ex=settings.bundle_ttl_seconds,
     )
     send_grading_task(submission, assignment, services, settings)
@@ -45,17 +68,21 @@ def enqueue_grading(
 def send_grading_task(
     submission: Submission, assignment: Assignment, services: Services, settings: WebappSettings
 ) -> None:
+    """Submissions and single regrades on QUEUE_SUBMISSIONS; a bulk regrade's rounds
+    (`low_priority`) on QUEUE_REGRADES at REGRADE_PRIORITY, behind every submission."""
     deadline = runner_deadline_seconds(len(assignment.tests), assignment.time_limit_ms, settings)
-    services.celery.send_task(
-        SCHEDULE_TASK,
-        args=[str(submission.id)],
-        kwargs={"deadline_seconds": deadline},
-        queue=settings.queue_submissions,
-    )
+    kwargs: dict[str, object] = {"deadline_seconds": deadline}
+    if submission.round:
+        kwargs["grading_round"] = submission.round
+    options: dict[str, object] = {"queue": settings.queue_submissions}
+    if submission.low_priority:
+        kwargs["low_priority"] = True
+        options = {"queue": settings.queue_regrades, "priority": REGRADE_PRIORITY}
+    services.celery.send_task(SCHEDULE_TASK, args=[str(submission.id)], kwargs=kwargs, **options)
 
 
-def discard_bundle(submission_id: object, services: Services) -> None:
+def discard_bundle(submission_id: object, services: Services, grading_round: int = 0) -> None:
     """Best effort: a bundle nobody will read again (the result is stored, or the task was
     never sent) should not hold Redis memory until its TTL."""
     with contextlib.suppress(RedisError):
-        services.redis.delete(bundle_key(submission_id))
+        services.redis.delete(bundle_key(submission_id, grading_round))

@@ -1,6 +1,12 @@
 """Submission state changes as conditional updates: a late or repeated message never moves
 a submission backwards, and a second, different result is refused. Every change is
-published (webapp.events) for the clients following the submission's event stream."""
+published (webapp.events) for the clients following the submission's event stream.
+
+Grading rounds: every update from the pipeline names the round it belongs to and applies
+only while that round is the submission's current one, so a message of an earlier round
+(a late runner, a redelivered task) can never touch a newer one. A regrade (`start_round`)
+moves a final submission to the next round in one atomic update that also appends the
+previous result to `history`."""
 
 from __future__ import annotations
 
@@ -8,11 +14,12 @@ import hashlib
 import json
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from bson import ObjectId
 from redis import Redis
 
-from runner_image.contract import OPEN_STATUSES, Result, Status, Verdict
+from runner_image.contract import FINAL_STATUSES, OPEN_STATUSES, Result, Status, Verdict
 from webapp.attempts import release_attempt
 from webapp.deadlines import apply_penalty
 from webapp.events import publish_status
@@ -25,6 +32,7 @@ class StoreOutcome(Enum):
     STORED = "stored"
     REPEATED = "repeated"
     CONFLICT = "conflict"
+    STALE = "stale"  # a regrade started another round meanwhile
 
 
 def result_digest(result: Result) -> str:
@@ -38,11 +46,19 @@ def _elapsed_ms(start: datetime | None, end: datetime | None) -> int | None:
     return int((end - start).total_seconds() * 1000)
 
 
-def mark_scheduled(redis: Redis, submission_id: ObjectId, job_name: str | None) -> bool:
-    if job_name:
-        Submission.objects(id=submission_id).update_one(set__job_name=job_name)
+def round_started(submission: Submission) -> datetime | None:
+    """When the current round's bundle was built and its task first sent."""
+    return submission.round_started_at or submission.created_at
+
+
+def mark_scheduled(
+    redis: Redis, submission_id: ObjectId, job_name: str | None, grading_round: int = 0
+) -> bool:
+    this_round = Submission.objects(id=submission_id, round=grading_round)
+    if job_name:  # even when final: a fast runner may report before the scheduler does
+        this_round.update_one(set__job_name=job_name)
     changed = bool(
-        Submission.objects(id=submission_id, status=Status.QUEUED).update_one(
+        this_round.filter(status=Status.QUEUED).update_one(
             set__status=Status.SCHEDULED, set__scheduled_at=utcnow()
         )
     )
@@ -51,10 +67,12 @@ def mark_scheduled(redis: Redis, submission_id: ObjectId, job_name: str | None) 
     return changed
 
 
-def mark_running(redis: Redis, submission_id: ObjectId) -> bool:
+def mark_running(redis: Redis, submission_id: ObjectId, grading_round: int = 0) -> bool:
     changed = bool(
         Submission.objects(
-            id=submission_id, status__in=[Status.QUEUED, Status.SCHEDULED]
+            id=submission_id,
+            round=grading_round,
+            status__in=[Status.QUEUED, Status.SCHEDULED],
         ).update_one(set__status=Status.RUNNING, set__started_at=utcnow())
     )
     if changed:
@@ -63,15 +81,19 @@ def mark_running(redis: Redis, submission_id: ObjectId) -> bool:
 
 
 def store_result(redis: Redis, submission: Submission, result: Result) -> StoreOutcome:
-    """`submission` as last read; the update itself is conditional on the stored status."""
+    """`submission` as last read; the update itself is conditional on the stored round (the
+    result's) and status. An `error` gives the attempt back only for the grading at
+    submission (round 0): a regrade never took one, nor did a reference solution."""
     digest = result_digest(result)
     finished = utcnow()
     metrics = dict(result.metrics)
-    metrics["queue_wait_ms"] = _elapsed_ms(submission.created_at, submission.started_at)
-    metrics["total_ms"] = _elapsed_ms(submission.created_at, finished)
+    metrics["queue_wait_ms"] = _elapsed_ms(round_started(submission), submission.started_at)
+    metrics["total_ms"] = _elapsed_ms(round_started(submission), finished)
     # The late penalty was decided at submit time (webapp.deadlines).
     scored = apply_penalty(result.score, submission.max_score, submission.penalty_percent)
-    updated = Submission.objects(id=submission.id, status__in=list(OPEN_STATUSES)).update_one(
+    updated = Submission.objects(
+        id=submission.id, round=result.round, status__in=list(OPEN_STATUSES)
+    ).update_one(
         set__status=result.status,
         set__verdict=result.verdict,
         set__score=scored.score,
@@ -90,12 +112,15 @@ def store_result(redis: Redis, submission: Submission, result: Result) -> StoreO
     )
     if updated:
         GRADING_SECONDS.observe(metrics["total_ms"] / 1000)
-        if result.status == Status.ERROR:
+        uses_attempt = result.round == 0 and not submission.is_reference
+        if result.status == Status.ERROR and uses_attempt:
             release_attempt(submission.assignment_id, submission.user_id)
         publish_status(redis, submission.id, result.status)
         refresh_student(submission.assignment_id, submission.user_id)
         return StoreOutcome.STORED
     submission.reload()
+    if submission.round != result.round:
+        return StoreOutcome.STALE
     if submission.result_digest != digest:
         return StoreOutcome.CONFLICT
     # A repeat (the runner retrying) also redoes a statistics refresh that failed.
@@ -106,7 +131,7 @@ def store_result(redis: Redis, submission: Submission, result: Result) -> StoreO
 def fail_unqueued(redis: Redis, submission: Submission) -> bool:
     """A submission whose task could not be sent (the broker is down) ends in `error` at
     once, and its attempt is given back: the student is told to submit again."""
-    failed = Submission.objects(id=submission.id, status=Status.QUEUED).update_one(
+    failed = Submission.objects(id=submission.id, round=0, status=Status.QUEUED).update_one(
         set__status=Status.ERROR,
         set__verdict=Verdict.INTERNAL_ERROR,
         set__feedback="The grading queue was unavailable; this attempt does not count. "
@@ -114,7 +139,132 @@ def fail_unqueued(redis: Redis, submission: Submission) -> bool:
         set__finished_at=utcnow(),
     )
     if failed:
-        release_attempt(submission.assignment_id, submission.user_id)
+        if not submission.is_reference:
+            release_attempt(submission.assignment_id, submission.user_id)
         publish_status(redis, submission.id, Status.ERROR)
         refresh_student(submission.assignment_id, submission.user_id)
     return bool(failed)
+
+
+# What a round's result is made of: kept in `history` when the next round starts, and put
+# back if that round could not be queued.
+RESULT_FIELDS = (
+    "status",
+    "verdict",
+    "score",
+    "raw_score",
+    "penalty",
+    "tests_score",
+    "rubric_score",
+    "score_state",
+    "review",
+    "max_score",
+    "fail_tags",
+    "instructor_tags",
+    "feedback",
+    "tests",
+    "metrics",
+    "job_name",
+    "result_digest",
+    "scheduled_at",
+    "started_at",
+    "finished_at",
+)
+# Reset for a new round: the result is in history, the new round has none yet.
+_CLEARED = (
+    "verdict",
+    "score",
+    "raw_score",
+    "penalty",
+    "tests_score",
+    "rubric_score",
+    "score_state",
+    "review",
+    "feedback",
+    "job_name",
+    "result_digest",
+)
+_CLEARED_TIMES = ("scheduled_at", "started_at", "finished_at")
+# A history entry keeps each test's verdict, score and figures but not the program's output
+# or message (up to 8 KiB per test): a submission with many rounds of 200 tests must stay
+# far below MongoDB's 16 MiB per document.
+HISTORY_TEST_FIELDS = ("name", "verdict", "score", "max_score", "time_ms", "memory_kb", "hidden")
+
+
+def history_entry(submission: Submission) -> dict[str, Any]:
+    """The current round's result as `history` keeps it."""
+    entry: dict[str, Any] = {
+        field: getattr(submission, field) for field in RESULT_FIELDS if field != "tests"
+    }
+    entry["fail_tags"] = list(submission.fail_tags)
+    entry["instructor_tags"] = list(submission.instructor_tags)
+    entry["metrics"] = dict(submission.metrics)
+    entry["tests"] = [
+        {key: row[key] for key in HISTORY_TEST_FIELDS if key in row} for row in submission.tests
+    ]
+    entry["round"] = submission.round
+    entry["round_started_at"] = round_started(submission)
+    entry["low_priority"] = submission.low_priority
+    return entry
+
+
+def start_round(
+    redis: Redis, submission: Submission, max_score: float, low_priority: bool = False
+) -> Submission | None:
+    """Move a final submission to its next grading round: its result goes to `history`, it
+    is `queued` again, and nothing else changes (not its attempt, nor any attempt counter).
+    One conditional update decides, on the round and the final status as read, so two
+    regrade requests racing start one round, and a submission still being graded starts
+    none. `max_score` is the assignment's now (the new round is graded out of it). Returns
+    the submission as updated, or None when it is not final (or was just regraded by
+    someone else). The caller then queues the round (webapp.grading)."""
+    if submission.status not in FINAL_STATUSES:
+        return None
+    now = utcnow()
+    entry = history_entry(submission)
+    values: dict[str, Any] = {
+        "round": submission.round + 1,
+        "status": Status.QUEUED,
+        "max_score": max_score,
+        "fail_tags": [],
+        "instructor_tags": [],
+        "tests": [],
+        "metrics": {},
+        "round_started_at": now,
+        "enqueued_at": now,
+        "low_priority": low_priority,
+    } | dict.fromkeys((*_CLEARED, *_CLEARED_TIMES))
+    # An update, not a find-and-modify: one round trip, and the new state is known here.
+    updated = Submission.objects(
+        id=submission.id, round=submission.round, status=submission.status
+    ).update_one(push__history=entry, **{f"set__{name}": v for name, v in values.items()})
+    if not updated:
+        return None
+    started = Submission._from_son(submission.to_mongo())
+    for name, value in values.items():
+        setattr(started, name, value)
+    started.history = [*submission.history, entry]
+    publish_status(redis, started.id, Status.QUEUED)
+    return started
+
+
+def abandon_round(redis: Redis, previous: Submission) -> bool:
+    """The round `start_round` began from `previous` (the submission as it was before) could
+    not be queued: put the previous result back, as if the regrade had never been asked,
+    rather than leave a grade replaced by nothing. Only while that round is still queued."""
+    restored: dict[str, Any] = {
+        f"set__{field}": getattr(previous, field) for field in RESULT_FIELDS
+    }
+    restored |= {
+        "set__round": previous.round,
+        "set__round_started_at": previous.round_started_at,
+        "set__enqueued_at": previous.enqueued_at,
+        "set__low_priority": previous.low_priority,
+        "pop__history": 1,
+    }
+    undone = Submission.objects(
+        id=previous.id, round=previous.round + 1, status=Status.QUEUED
+    ).update_one(**restored)
+    if undone:
+        publish_status(redis, previous.id, previous.status)
+    return bool(undone)

@@ -163,6 +163,16 @@ class Submission(me.Document):
     scheduled_at = me.DateTimeField(null=True)
     started_at = me.DateTimeField(null=True)
     finished_at = me.DateTimeField(null=True)
+    # Grading rounds (webapp.lifecycle.start_round): 0 is the grading at submission, each
+    # regrade starts the next one; the result fields above are the current round's, and
+    # every earlier round's result is in `history` (webapp.lifecycle.history_entry).
+    round = me.IntField(default=0)
+    history = me.ListField(me.DictField())
+    round_started_at = me.DateTimeField(null=True)  # null: round 0, which began at created_at
+    low_priority = me.BooleanField(default=False)  # the current round is a bulk regrade's
+    # A staff member's reference solution (PUT /api/assignments/<id>/reference): graded like
+    # a submission, but no student's work: no attempt, in no student list or statistics.
+    is_reference = me.BooleanField(default=False)
 
     meta = {
         "collection": "submissions",
@@ -170,6 +180,7 @@ class Submission(me.Document):
             ("assignment_id", "user_id"),
             ("user_id", "-created_at"),
             ("status", "enqueued_at"),
+            ("assignment_id", "is_reference", "-created_at"),
         ],
     }
 

@@ -130,6 +130,26 @@ class ReviewOut(Out):
     note: str
 
 
+class HistoryEntryOut(Out):
+    """An earlier grading round's result, shown by the same rules as the current one; its
+    tests without the program's output or message (history keeps verdicts and figures)."""
+
+    round: int = Field(examples=[0])
+    status: Status
+    verdict: Verdict | None
+    score: float | None
+    max_score: float | None
+    fail_tags: list[str]
+    feedback: str | None = Field(description="markdown")
+    tests: list[TestResultOut]
+    metrics: dict[str, Any]
+    round_started_at: str | None
+    finished_at: str | None
+    instructor_tags: list[str] | None = Field(
+        default=None, description="the assignment's staff only"
+    )
+
+
 class SubmissionOut(Out):
     id: str
     assignment_id: str
@@ -172,6 +192,42 @@ class SubmissionOut(Out):
     instructor_tags: list[str] | None = Field(default=None, description="staff only")
     student: StudentOut | None = Field(default=None, description="staff only")
     review: ReviewOut | None = Field(default=None, description="staff only")
+    round: int = Field(
+        default=0, description="the grading round shown: 0 at submission, one more per regrade"
+    )
+    round_started_at: str | None = Field(
+        default=None, description="when the current round was queued (null: at created_at)"
+    )
+    history: list[HistoryEntryOut] = Field(
+        default_factory=list, description="every earlier round's result, oldest first"
+    )
+    is_reference: bool = Field(
+        default=False, description="a reference solution of the assignment's staff"
+    )
+
+
+class ReferenceOut(Out):
+    """An assignment's reference solution and what its latest grading says of the tests."""
+
+    submission: SubmissionOut
+    broken_tests: list[str] | None = Field(
+        examples=[["hidden big"]],
+        description="tests the reference fails in its current round; null until that round "
+        "is graded (or when it ended in `error`)",
+    )
+    up_to_date: bool = Field(
+        description="its current round was queued after the assignment last changed"
+    )
+
+
+class BulkRegradeOut(Out):
+    queued: int = Field(description="submissions whose next grading round was queued")
+    skipped_in_flight: int = Field(description="submissions still being graded: not queued")
+    skipped_ids: list[str] = Field(description="the ids of those, to regrade once final")
+    reference: ReferenceOut | None = Field(
+        description="the reference solution (regraded first when the assignment changed "
+        "since its last grading); null when there is none"
+    )
 
 
 class Page(Out, Generic[Item]):

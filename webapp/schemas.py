@@ -247,3 +247,22 @@ class SubmissionCreateBody(Strict):
 class StatusBody(Strict):
     status: Literal[Status.SCHEDULED, Status.RUNNING]
     job_name: str | None = Field(default=None, max_length=253)
+
+
+class RegradeBody(Strict):
+    """POST /api/assignments/<id>/regrade."""
+
+    scope: Literal["all", "latest"] = Field(
+        description="`all` submissions, or each student's `latest`"
+    )
+    force: bool = Field(
+        default=False,
+        description="regrade even though the reference solution, graded against the current "
+        "tests, fails some of them",
+    )
+
+
+class ReferenceBody(Strict):
+    """PUT /api/assignments/<id>/reference: a solution every test should accept."""
+
+    code: str

@@ -12,6 +12,7 @@ from webapp.models import Assignment, Extension, Submission, User
 from webapp.responses import (
     AssignmentOut,
     ExtensionOut,
+    HistoryEntryOut,
     ReviewOut,
     StudentOut,
     SubmissionOut,
@@ -92,17 +93,43 @@ def _test_result_json(
 PENDING_REVIEW_METRICS = frozenset({"rubric_score"})
 
 
-def _metrics_json(submission: Submission, is_instructor: bool, pending: bool) -> dict[str, Any]:
+def _metrics_json(
+    metrics: dict[str, Any], is_instructor: bool, pending: bool = False
+) -> dict[str, Any]:
     """Students see time and memory over public tests only (the runner sums them so), and
     none of the model's diagnostics."""
     if is_instructor:
-        return dict(submission.metrics)
+        return dict(metrics)
     hidden = STAFF_ONLY_METRICS | (PENDING_REVIEW_METRICS if pending else frozenset())
-    return {k: v for k, v in submission.metrics.items() if k not in hidden}
+    return {k: v for k, v in metrics.items() if k not in hidden}
 
 
 def review_json(review: dict[str, Any]) -> ReviewOut:
     return ReviewOut(**review | {"at": iso(review["at"])})
+
+
+def _history_entry_json(
+    entry: dict[str, Any], cases: dict[str, TestCase], is_instructor: bool
+) -> HistoryEntryOut:
+    """An earlier round, by the rules of the current result (webapp.lifecycle.history_entry
+    wrote it)."""
+    staff_only = {"instructor_tags": list(entry.get("instructor_tags") or [])}
+    rows = [TestResult.model_validate(row) for row in entry.get("tests") or []]
+    pending = entry.get("score_state") == ScoreState.PROVISIONAL and not is_instructor
+    return HistoryEntryOut(
+        round=entry.get("round", 0),
+        status=entry["status"],
+        verdict=entry.get("verdict"),
+        score=None if pending else entry.get("score"),
+        max_score=entry.get("max_score"),
+        fail_tags=list(entry.get("fail_tags") or []),
+        feedback=entry.get("feedback"),
+        tests=[_test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor) for r in rows],
+        metrics=_metrics_json(entry.get("metrics") or {}, is_instructor, pending),
+        round_started_at=iso(entry.get("round_started_at")),
+        finished_at=iso(entry.get("finished_at")),
+        **(staff_only if is_instructor else {}),
+    )
 
 
 def submission_json(
@@ -112,8 +139,9 @@ def submission_json(
     student: User | None = None,
 ) -> SubmissionOut:
     """Students never see a hidden test's input, expected output or their output for it,
-    nor a score that waits for staff's review (only its tests' part); staff also see who
-    submitted (`student`, when given) and the review."""
+    nor a score that waits for staff's review (only its tests' part), in the current result
+    or in the earlier rounds of `history`; staff also see who submitted (`student`, when
+    given) and the review."""
     cases = {t.name: t for t in assignment.test_cases} if assignment else {}
     staff_only: dict[str, Any] = {}
     if is_instructor:
@@ -154,13 +182,17 @@ def submission_json(
             _test_result_json(r, cases.get(r.name), reveal_hidden=is_instructor)
             for r in submission.test_results
         ],
-        metrics=_metrics_json(submission, is_instructor, pending),
+        metrics=_metrics_json(submission.metrics, is_instructor, pending),
         attempt=submission.attempt,
         job_name=submission.job_name,
         created_at=iso(submission.created_at),
         scheduled_at=iso(submission.scheduled_at),
         started_at=iso(submission.started_at),
         finished_at=iso(submission.finished_at),
+        round=submission.round,
+        round_started_at=iso(submission.round_started_at),
+        history=[_history_entry_json(e, cases, is_instructor) for e in submission.history],
+        is_reference=submission.is_reference,
         **staff_only,
     )
 

@@ -49,6 +49,7 @@ class WebappSettings(SchedulerSettings):
     rate_limit_submit: RateLimit = "30/minute"  # per account
     rate_limit_submit_per_address: RateLimit = "600/minute"
     rate_limit_join: RateLimit = "30/minute"  # per client address: join codes are guessable
+    rate_limit_regrade: RateLimit = "30/minute;300/hour"  # per account: regrades, references
     # Failed logins per account: free ones, then a back-off doubling up to the maximum.
     login_free_failures: int = Field(default=5, ge=1)
     login_backoff_max_seconds: int = Field(default=900, ge=1)

@@ -1,6 +1,7 @@
 """Nothing lost: finds the submissions the pipeline dropped and moves them on. A submission
 still `queued` long after it was sent (a broker lost the task, the webapp died between
-saving and sending) is sent again; launching is idempotent, so a duplicate costs nothing.
+saving and sending) is sent again, for its current grading round and on the queue that
+round was sent to; launching is idempotent, so a duplicate costs nothing.
 One `scheduled` or `running` past any runner's deadline ends in `error`. Triggered by
 POST /internal/sweep, which the reconciler calls on every pass."""
 
@@ -36,16 +37,20 @@ def sweep(settings: WebappSettings, services: Services) -> SweepReport:
     stale = Submission.objects(status=Status.QUEUED, enqueued_at__lt=now - REQUEUE_AFTER)
     for submission in stale:
         assignment = Assignment.objects(id=submission.assignment_id).first()
-        if assignment is not None and services.redis.exists(bundle_key(submission.id)):
+        bundle = bundle_key(submission.id, submission.round)
+        if assignment is not None and services.redis.exists(bundle):
             claimed = Submission.objects(
-                id=submission.id, status=Status.QUEUED, enqueued_at=submission.enqueued_at
+                id=submission.id,
+                round=submission.round,
+                status=Status.QUEUED,
+                enqueued_at=submission.enqueued_at,
             ).update_one(set__enqueued_at=now)
             if claimed:  # another replica's sweep did not get there first
                 send_grading_task(submission, assignment, services, settings)
                 report.requeued.append(str(submission.id))
         else:
             reason = "its grading data expired before a runner picked it up"
-            store_result(services.redis, submission, Result.error(reason))
+            store_result(services.redis, submission, Result.error(reason, submission.round))
             report.expired.append(str(submission.id))
     cutoff = now - timedelta(seconds=settings.runner_max_deadline_seconds) - OVERDUE_MARGIN
     late = Submission.objects(
@@ -54,6 +59,6 @@ def sweep(settings: WebappSettings, services: Services) -> SweepReport:
     )
     for submission in late:
         reason = "the grading did not finish in time"
-        store_result(services.redis, submission, Result.error(reason))
+        store_result(services.redis, submission, Result.error(reason, submission.round))
         report.overdue.append(str(submission.id))
     return report

@@ -39,6 +39,7 @@ from runner_image.contract.tokens import (
     submission_token,
     sweep_token,
     token_matches,
+    token_round,
 )
 
 __all__ = [
@@ -68,4 +69,5 @@ __all__ = [
     "sweep_token",
     "tag_key",
     "token_matches",
+    "token_round",
 ]

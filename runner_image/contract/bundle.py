@@ -16,8 +16,12 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 MAX_IO_CHARS = 1024 * 1024
 
 
-def bundle_key(submission_id: object) -> str:
-    return BUNDLE_KEY.format(id=submission_id)
+def bundle_key(submission_id: object, grading_round: int = 0) -> str:
+    """Round 0 (the first grading) is the seed's `submission:<id>`; each regrade round has a
+    bundle of its own, `submission:<id>:r<n>`, so a late runner of an earlier round never
+    reads (or grades) a newer round's tests."""
+    key = BUNDLE_KEY.format(id=submission_id)
+    return key if grading_round == 0 else f"{key}:r{grading_round}"
 
 
 class BundleMissing(RuntimeError):
@@ -101,3 +105,5 @@ class Bundle(BaseModel):
     max_score: float = 100.0
     feedback: FeedbackSettings = FeedbackSettings()
     assignment: AssignmentText = AssignmentText()
+    # The grading round (0: first grading; one more per regrade).
+    round: int = Field(default=0, ge=0)

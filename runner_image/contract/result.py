@@ -67,11 +67,15 @@ class Result(BaseModel):
     feedback: str = Field(default="", max_length=256 * 1024)
     tests: list[TestResult] = Field(default_factory=list, max_length=500)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    # The grading round this result is for (0: the submission's first grading; one more per
+    # regrade). It must be the round the reporting token is scoped to.
+    round: int = Field(default=0, ge=0)
 
     @classmethod
-    def error(cls, reason: str) -> Result:
+    def error(cls, reason: str, grading_round: int = 0) -> Result:
         """A submission the platform could not judge: nothing is the student's fault."""
         return cls(
+            round=grading_round,
             status=Status.ERROR,
             verdict=Verdict.INTERNAL_ERROR,
             feedback=f"Your submission could not be graded: {reason}. It does not count "

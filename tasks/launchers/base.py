@@ -22,8 +22,11 @@ class LaunchDeferred(Exception):
         self.countdown = countdown
 
 
-def runner_name(submission_id: str) -> str:
-    return f"runner-{submission_id}"
+def runner_name(submission_id: str, grading_round: int = 0) -> str:
+    """`runner-<id>` for a submission's first grading (the seed's name), `runner-<id>-r<n>`
+    for regrade round n: each round is a runner (a Job, a process) of its own, launched once."""
+    base = f"runner-{submission_id}"
+    return base if grading_round == 0 else f"{base}-r{grading_round}"
 
 
 def llm_gateway_url(backend_internal_url: str, submission_id: str) -> str:
@@ -35,18 +38,21 @@ class Launcher(ABC):
     def __init__(self, settings: SchedulerSettings) -> None:
         self.settings = settings
 
-    def runner_env(self, submission_id: str) -> dict[str, str]:
+    def runner_env(self, submission_id: str, grading_round: int = 0) -> dict[str, str]:
         """What a runner is told (runner_image.settings.RunnerSettings reads it); its token
-        only works for this one submission.
+        only works for this one grading round of this one submission.
 
         No provider key ever reaches a runner: student code shares its pod and uid. With
         LLM feedback on (this side has LLM_API_KEY), the runner's OpenAI base URL is the
         backend's LLM gateway for this submission (webapp/blueprints/llm_gateway.py) and
         its API key is its own result token, which the gateway checks and budgets."""
         settings = self.settings
-        token = submission_token(settings.internal_result_token.get_secret_value(), submission_id)
+        token = submission_token(
+            settings.internal_result_token.get_secret_value(), submission_id, grading_round
+        )
         env = {
             "SUBMISSION_ID": submission_id,
+            "GRADING_ROUND": str(grading_round),
             "REDIS_URL": settings.redis_url,
             "BACKEND_INTERNAL_URL": settings.backend_internal_url,
             "INTERNAL_RESULT_TOKEN": token,
@@ -63,7 +69,14 @@ class Launcher(ABC):
         return env
 
     @abstractmethod
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
-        """Start the runner for `submission_id` once, to be stopped after `deadline_seconds`;
-        return its name. Launching an already launched submission is a success, not a
-        second runner."""
+    def launch(
+        self,
+        submission_id: str,
+        deadline_seconds: int,
+        grading_round: int = 0,
+        low_priority: bool = False,
+    ) -> str:
+        """Start the runner for round `grading_round` of `submission_id` once, to be stopped
+        after `deadline_seconds`; return its name. Launching an already launched round is a
+        success, not a second runner. A `low_priority` launch (a bulk regrade) leaves room
+        for submissions where the launcher counts runners in flight."""

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 from kubernetes import client
 
+from tasks.launchers.base import runner_name
 from tasks.settings import SchedulerSettings
 
 NAME_LABEL = "app.kubernetes.io/name"
@@ -28,6 +29,8 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 SUBMISSION_LABEL = "cloudemy.io/submission-id"
+# The grading round a runner Job grades (absent on Jobs from before rounds: round 0).
+ROUND_LABEL = "cloudemy.io/round"
 # Every runner Job (and its pod and Secret) carries these; the cap and the reconciler list by them.
 RUNNER_SELECTOR = f"{NAME_LABEL}=cloudemy,{COMPONENT_LABEL}=runner"
 
@@ -51,14 +54,24 @@ SCRATCH_PATH = "/tmp"
 _SUBMISSION_ID = re.compile(r"[a-z0-9]([a-z0-9-]{0,54}[a-z0-9])?")
 
 
-def runner_labels(submission_id: str) -> dict[str, str]:
+_JOB_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def runner_labels(submission_id: str, grading_round: int = 0) -> dict[str, str]:
     return {
         NAME_LABEL: "cloudemy",
         COMPONENT_LABEL: "runner",
         PART_OF_LABEL: "cloudemy",
         MANAGED_BY_LABEL: "cloudemy-scheduler",
         SUBMISSION_LABEL: submission_id,
+        ROUND_LABEL: str(grading_round),
     }
+
+
+def job_round(job: client.V1Job) -> int:
+    """The grading round a runner Job grades: its label, 0 for Jobs labelled before rounds."""
+    value = ((job.metadata and job.metadata.labels) or {}).get(ROUND_LABEL, "0")
+    return int(value) if value.isdigit() else 0
 
 
 def _env_var(name: str, value: str) -> client.V1EnvVar:
@@ -75,17 +88,24 @@ def _secret_env(name: str, secret: str, key: str, optional: bool) -> client.V1En
 
 
 def runner_job(
-    settings: SchedulerSettings, submission_id: str, env: Mapping[str, str], deadline_seconds: int
+    settings: SchedulerSettings,
+    submission_id: str,
+    env: Mapping[str, str],
+    deadline_seconds: int,
+    grading_round: int = 0,
 ) -> client.V1Job:
-    """The Job `runner-<id>`. `env` is the launcher's runner_env(); the result token in it is
+    """The Job `runner-<id>` (`runner-<id>-r<n>` for regrade round n, labelled with its
+    round). `env` is the launcher's runner_env(); the result token in it is
     not copied into the Job: the container reads it from the Job's own Secret (same name).
     With LLM feedback on, `env` also has LLM_API_KEY, which is that same token (the runner
     calls the backend's LLM gateway with it): it comes from the same Secret. No other
     Secret is mounted, so no long-lived key is ever in a pod that runs student code."""
     if not _SUBMISSION_ID.fullmatch(submission_id):
         raise ValueError(f"submission id {submission_id!r} cannot name a Kubernetes Job")
-    name = f"runner-{submission_id}"
-    labels = runner_labels(submission_id)
+    name = runner_name(submission_id, grading_round)
+    if not _JOB_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} cannot name a Kubernetes Job (a DNS label of 63 characters)")
+    labels = runner_labels(submission_id, grading_round)
     uid = runner_uid(submission_id)
     set_here = (TOKEN_KEY, LLM_KEY, ISOLATION_KEY)
     container_env = [_env_var(k, v) for k, v in env.items() if k not in set_here]

@@ -1,16 +1,19 @@
-"""KubernetesLauncher: one batch/v1 Job `runner-<submission id>` per submission.
+"""KubernetesLauncher: one batch/v1 Job `runner-<submission id>` per submission (and
+`runner-<id>-r<n>` per regrade round n).
 
 A launch costs the same API calls however many Jobs are in flight: a create for the Job
 and one for its token Secret. What is in flight comes from a watch-fed cache
 (job_watch.py, job_cache.py: LIST once per process, then WATCH), not from a LIST per
 launch, which cost the API server a list of every Job in flight for every launch.
 
-Idempotent: the Job name is the submission's, so a redelivered task finds its Job (in the
-cache of Jobs in flight, or as a 409 AlreadyExists on create) and reports success instead
-of launching twice.
+Idempotent: the Job name is the submission's and round's, so a redelivered task finds its
+Job (in the cache of Jobs in flight, or as a 409 AlreadyExists on create) and reports
+success instead of launching twice; a regrade round is a new name, so a new Job.
 
 Polite: it defers when MAX_RUNNING_JOBS runner Jobs are in flight (those the watch reports,
-plus those this process created that the watch has not reported yet); a 429 (API Priority
+plus those this process created that the watch has not reported yet; a bulk regrade's
+low-priority launch already at half of them, so regrades never take the slots deadline
+traffic needs); a 429 (API Priority
 and Fairness) is deferred by its Retry-After, and every launch of this process during that
 time is deferred without a request. Both raise LaunchDeferred; every other failure (5xx,
 timeouts, refused connections, unexpected 4xx, a cache that could not be filled) raises
@@ -123,12 +126,20 @@ class KubernetesLauncher(Launcher):
         """Stop the watch (tests, shutdown); a later launch starts it again."""
         self.reflector.stop()
 
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
-        name = runner_name(submission_id)
+    def launch(
+        self,
+        submission_id: str,
+        deadline_seconds: int,
+        grading_round: int = 0,
+        low_priority: bool = False,
+    ) -> str:
+        name = runner_name(submission_id, grading_round)
         self._respect_throttling(name)
-        env = self.runner_env(submission_id)
+        env = self.runner_env(submission_id, grading_round)
         try:
-            job = self._create_or_find_job(submission_id, env, deadline_seconds)
+            job = self._create_or_find_job(
+                submission_id, env, deadline_seconds, grading_round, low_priority
+            )
             if job is not None:
                 self._ensure_token_secret(job, env[TOKEN_KEY])
         except ApiException as exc:
@@ -156,11 +167,16 @@ class KubernetesLauncher(Launcher):
             self._throttled_until = max(self._throttled_until, time.monotonic() + seconds)
 
     def _create_or_find_job(
-        self, submission_id: str, env: dict[str, str], deadline: int
+        self,
+        submission_id: str,
+        env: dict[str, str],
+        deadline: int,
+        grading_round: int = 0,
+        low_priority: bool = False,
     ) -> TrackedJob | None:
-        """The Job in flight for this submission (created now, or found), or None when it
-        exists and has finished."""
-        name = runner_name(submission_id)
+        """The Job in flight for this submission and round (created now, or found), or None
+        when it exists and has finished."""
+        name = runner_name(submission_id, grading_round)
         # The watch's first LIST may take two request timeouts (connect, then read).
         jobs = self.reflector.synced_jobs(timeout=2 * self.timeout + 1)
         in_flight = jobs.get(name)
@@ -168,14 +184,18 @@ class KubernetesLauncher(Launcher):
             log.info("%s is already in flight; not launching it twice", name)
             return in_flight
         running = jobs.count()
-        if running >= self.settings.max_running_jobs:
+        cap = self.settings.max_running_jobs
+        if low_priority:
+            cap = max(1, cap // 2)
+        if running >= cap:
             raise LaunchDeferred(
                 f"{running} runner Jobs in flight "
-                f"(MAX_RUNNING_JOBS={self.settings.max_running_jobs})",
+                f"(MAX_RUNNING_JOBS={self.settings.max_running_jobs}"
+                f"{', half of it for bulk regrades' if low_priority else ''})",
                 countdown=self.settings.launch_defer_seconds,
             )
         try:
-            job = runner_job(self.settings, submission_id, env, deadline)
+            job = runner_job(self.settings, submission_id, env, deadline, grading_round)
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
         try:

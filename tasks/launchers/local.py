@@ -30,8 +30,16 @@ class LocalLauncher(Launcher):
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
 
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
-        name = runner_name(submission_id)
+    def launch(
+        self,
+        submission_id: str,
+        deadline_seconds: int,
+        grading_round: int = 0,
+        low_priority: bool = False,
+    ) -> str:
+        """No cap on local runners, so `low_priority` changes nothing here: the queue order
+        (bulk regrades on their own, lower-priority queue) is what keeps them behind."""
+        name = runner_name(submission_id, grading_round)
         try:
             first = self.redis.set(f"launched:{name}", "1", nx=True, ex=LAUNCH_MARK_TTL_SECONDS)
         except redis.RedisError as exc:
@@ -41,7 +49,10 @@ class LocalLauncher(Launcher):
             return name
         # Nothing of the worker's own environment but PATH: runner_env is all a runner gets
         # (the LLM through the backend's gateway, never the provider's key).
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **self.runner_env(submission_id)}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            **self.runner_env(submission_id, grading_round),
+        }
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "runner_image"], env=env, start_new_session=True
@@ -51,14 +62,16 @@ class LocalLauncher(Launcher):
             raise LaunchError(f"cannot start {name}: {exc}") from exc
         threading.Thread(
             target=self._watch,
-            args=(process, submission_id, deadline_seconds),
+            args=(process, submission_id, deadline_seconds, grading_round),
             name=name,
             daemon=True,
         ).start()
         log.info("started %s as pid %d", name, process.pid)
         return name
 
-    def _watch(self, process: subprocess.Popen, submission_id: str, deadline: int) -> None:
+    def _watch(
+        self, process: subprocess.Popen, submission_id: str, deadline: int, grading_round: int
+    ) -> None:
         """A runner that dies before reporting, or outlives its deadline (as a Job's
         activeDeadlineSeconds would stop it), leaves its submission in `error`, not waiting."""
         try:
@@ -73,10 +86,10 @@ class LocalLauncher(Launcher):
                 return
             reason = f"the runner exited with code {code}"
         log.error("runner for %s: %s", submission_id, reason)
-        env = self.runner_env(submission_id)
+        env = self.runner_env(submission_id, grading_round)
         client = InternalApiClient(env["BACKEND_INTERNAL_URL"], env["INTERNAL_RESULT_TOKEN"])
         try:
-            client.post_result(submission_id, Result.error(reason))
+            client.post_result(submission_id, Result.error(reason, grading_round))
         except CallbackError as exc:
             log.warning("could not report the runner failure of %s: %s", submission_id, exc)
         finally:

@@ -324,6 +324,35 @@ def test_429_on_list_and_watch_backs_off_by_retry_after(api, launcher) -> None:
     assert polite.launch(_id(), DEADLINE).startswith("runner-")
 
 
+def test_a_regrade_round_is_a_new_job_with_its_rounds_token(api, launcher) -> None:
+    sid = _id()
+    launcher().launch(sid, DEADLINE)
+    api.complete_job(f"runner-{sid}", NAMESPACE)
+
+    assert launcher().launch(sid, DEADLINE, grading_round=1) == f"runner-{sid}-r1"
+    assert launcher().launch(sid, DEADLINE, grading_round=1) == f"runner-{sid}-r1"  # once
+
+    assert _job_posts(api) == [201, 201]
+    job = api.stored("jobs", NAMESPACE)[f"runner-{sid}-r1"]
+    assert job["metadata"]["labels"]["cloudemy.io/round"] == "1"
+    assert _token_in_secret(api, f"runner-{sid}-r1") == submission_token(SECRET, sid, 1)
+    assert _token_in_secret(api, f"runner-{sid}") == submission_token(SECRET, sid)
+
+
+def test_bulk_regrades_leave_half_the_cap_to_submissions(api, launcher) -> None:
+    capped = launcher(max_running_jobs=4, launch_defer_seconds=11)
+    capped.launch(_id(), DEADLINE, grading_round=1, low_priority=True)
+    capped.launch(_id(), DEADLINE, grading_round=1, low_priority=True)
+
+    with pytest.raises(LaunchDeferred, match="half of it for bulk regrades"):
+        capped.launch(_id(), DEADLINE, grading_round=1, low_priority=True)
+    capped.launch(_id(), DEADLINE)  # a submission still gets a runner
+    capped.launch(_id(), DEADLINE)
+    with pytest.raises(LaunchDeferred):
+        capped.launch(_id(), DEADLINE)
+    assert _job_posts(api) == [201] * 4
+
+
 def test_make_launcher_reads_kubeconfig(api, monkeypatch, tmp_path) -> None:
     kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
@@ -372,6 +401,24 @@ def test_reconcile_ends_failed_and_timed_out_jobs_in_error_once(api, launcher) -
     assert len(backend.posts) == 2
 
 
+def test_reconcile_reports_a_failed_regrade_job_for_its_round(api, launcher) -> None:
+    sid = _id()
+    launcher().launch(sid, DEADLINE, grading_round=2)
+    api.fail_job(f"runner-{sid}-r2", NAMESPACE)
+    backend = FakeInternalApi()
+    settings = _settings(backend_internal_url=backend.url)
+    reconciler = Reconciler(
+        settings, client.ApiClient(client.Configuration(host=api.url)), fakeredis.FakeRedis()
+    )
+
+    assert reconciler.run_once().reported == [f"runner-{sid}-r2"]
+
+    (post,) = backend.posts
+    assert post["path"] == f"/internal/submissions/{sid}/result"
+    assert post["token"] == submission_token(SECRET, sid, 2)
+    assert post["body"]["round"] == 2 and post["body"]["status"] == "error"
+
+
 def test_reconcile_treats_a_final_submission_as_done(api, launcher) -> None:
     sid = _id()
     launcher().launch(sid, DEADLINE)
@@ -383,7 +430,9 @@ def test_reconcile_treats_a_final_submission_as_done(api, launcher) -> None:
         settings,
         client.ApiClient(client.Configuration(host=api.url)),
         redis,
-        backend=lambda s: InternalApiClient(backend.url, submission_token(SECRET, s), retries=0),
+        backend=lambda s, n: InternalApiClient(
+            backend.url, submission_token(SECRET, s, n), retries=0
+        ),
     )
 
     assert reconciler.run_once().already_final == [f"runner-{sid}"]

@@ -1,21 +1,24 @@
 """Callbacks from the scheduler and the runner, authenticated by scoped tokens
-(runner_image.contract.tokens): one per submission, one for the sweep."""
+(runner_image.contract.tokens): one per grading round of a submission, one for the sweep.
+
+Only the submission's current round may report: a token of an earlier round (a runner a
+regrade has replaced) is a 409 `stale_round`, whatever it reports, and changes nothing."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
+from bson import ObjectId
 from flask import Blueprint, jsonify, request
 
 from runner_image.contract import (
     RESULT_TOKEN_HEADER,
     Result,
     Status,
-    submission_token,
     sweep_token,
     token_matches,
+    token_round,
 )
-from webapp.auth import object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
 from webapp.grading import discard_bundle
 from webapp.lifecycle import StoreOutcome, mark_running, mark_scheduled, store_result
@@ -46,17 +49,39 @@ def _require_token(expected: str) -> None:
         raise ApiError(401, "invalid_token", f"missing or invalid {RESULT_TOKEN_HEADER}")
 
 
-def _authorised_submission(submission_id: str) -> Submission:
-    """Check the token before anything else, so an unknown id reveals nothing without one."""
-    _require_token(submission_token(_server_secret(), submission_id))
-    submission = Submission.objects(id=object_id_or_404(submission_id, "submission")).first()
+def authorised_submission(submission_id: str, presented: str | None, where: str) -> Submission:
+    """The submission whose current grading round `presented` is the token of. A token of
+    no round is 401 whether or not the id exists (an unknown id reveals nothing without a
+    token); one of an earlier round is 409 `stale_round`. `where` names the credential in
+    the 401's message."""
+    oid = ObjectId(submission_id) if ObjectId.is_valid(submission_id) else None
+    submission = Submission.objects(id=oid).first() if oid is not None else None
+    current = submission.round if submission is not None else 0
+    presented_round = token_round(_server_secret(), submission_id, presented, current)
+    if presented_round is None:
+        raise ApiError(401, "invalid_token", f"missing or invalid {where}")
     if submission is None:
         raise not_found("submission")
+    if presented_round != current:
+        raise ApiError(
+            409,
+            "stale_round",
+            f"this token is for grading round {presented_round}; a regrade has started "
+            f"round {current}",
+            {"round": presented_round, "current_round": current},
+        )
     return submission
+
+
+def _authorised_submission(submission_id: str) -> Submission:
+    return authorised_submission(
+        submission_id, request.headers.get(RESULT_TOKEN_HEADER), RESULT_TOKEN_HEADER
+    )
 
 
 TOKEN = "result_token"
 BAD_TOKEN = {401: "`invalid_token`, before anything else is looked at"}
+STALE = "`stale_round`: the token is of a grading round a regrade has replaced"
 
 
 @bp.post("/submissions/<submission_id>/status")
@@ -65,17 +90,19 @@ BAD_TOKEN = {401: "`invalid_token`, before anything else is looked at"}
     tags=("internal",),
     body=StatusBody,
     ok={200: StatusChangeOut},
-    errors=BAD_TOKEN | {404: ""},
+    errors=BAD_TOKEN | {404: "", 409: STALE},
     security=TOKEN,
 )
 def post_status(submission_id: str):
-    """A submission was scheduled or started (scheduler, runner); never moves it backwards."""
-    oid = _authorised_submission(submission_id).id
+    """A submission's current round was scheduled or started (scheduler, runner); never
+    moves it backwards."""
+    submission = _authorised_submission(submission_id)
+    oid, grading_round = submission.id, submission.round
     body = parse_body(StatusBody)
     if body.status == Status.SCHEDULED:
-        changed = mark_scheduled(services().redis, oid, body.job_name)
+        changed = mark_scheduled(services().redis, oid, body.job_name, grading_round)
     else:
-        changed = mark_running(services().redis, oid)
+        changed = mark_running(services().redis, oid, grading_round)
     status = Submission.objects(id=oid).only("status").first().status
     return jsonify(StatusChangeOut(status=status, changed=changed).json_body())
 
@@ -87,14 +114,24 @@ def post_status(submission_id: str):
     body=Result,
     ok={200: StoredOut},
     errors=BAD_TOKEN
-    | {400: "a score above max_score", 404: "", 409: "`result_conflict`: another result"},
+    | {
+        400: "a score above max_score, a `round` other than the token's",
+        404: "",
+        409: "`result_conflict`: another result; " + STALE,
+    },
     security=TOKEN,
 )
 def post_result(submission_id: str):
-    """A submission's result (runner; scheduler and reconciler for an `error`): an identical
-    repeat is `stored: false`."""
+    """The result of a submission's current round (runner; scheduler and reconciler for an
+    `error`): an identical repeat is `stored: false`."""
     submission = _authorised_submission(submission_id)
     result = parse_body(Result)
+    if result.round != submission.round:
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"the result is for round {result.round}, the token for round {submission.round}",
+        )
     if result.score is not None and result.score > submission.max_score + 1e-9:
         raise ApiError(
             400,
@@ -103,9 +140,16 @@ def post_result(submission_id: str):
         )
     outcome = store_result(services().redis, submission, result)
     if outcome is StoreOutcome.STORED:
-        discard_bundle(submission.id, services())
+        discard_bundle(submission.id, services(), result.round)
     if outcome is StoreOutcome.CONFLICT:
         raise ApiError(409, "result_conflict", "a different result is already stored")
+    if outcome is StoreOutcome.STALE:
+        raise ApiError(
+            409,
+            "stale_round",
+            f"a regrade replaced round {result.round} while its result arrived",
+            {"round": result.round},
+        )
     return jsonify(StoredOut(stored=outcome is StoreOutcome.STORED).json_body())
 
 

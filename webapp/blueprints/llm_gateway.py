@@ -24,10 +24,10 @@ import urllib3
 from flask import Blueprint, Response, jsonify, request
 from redis.exceptions import RedisError
 
-from runner_image.contract import OPEN_STATUSES, submission_token, token_matches
-from webapp.auth import bearer_token, object_id_or_404
-from webapp.errors import ApiError, json_object_body, not_found
-from webapp.models import Submission
+from runner_image.contract import OPEN_STATUSES
+from webapp.auth import bearer_token
+from webapp.blueprints.internal import authorised_submission
+from webapp.errors import ApiError, json_object_body
 from webapp.openapi import internal_api, operation
 from webapp.services import app_settings, services
 from webapp.settings import WebappSettings
@@ -62,8 +62,10 @@ def _bounded_body() -> None:
     request.max_content_length = MAX_GATEWAY_REQUEST_BYTES
 
 
-def budget_key(submission_id: str) -> str:
-    return f"{BUDGET_KEY_PREFIX}{submission_id}"
+def budget_key(submission_id: str, grading_round: int = 0) -> str:
+    """Each grading round has a budget of its own: a regrade's runner asks for feedback too."""
+    key = f"{BUDGET_KEY_PREFIX}{submission_id}"
+    return key if grading_round == 0 else f"{key}:r{grading_round}"
 
 
 def _openai_error(status: int, code: str, message: str, kind: str) -> Response:
@@ -83,7 +85,7 @@ def _openai_error(status: int, code: str, message: str, kind: str) -> Response:
         400: "a body that is not a JSON object",
         401: "`invalid_token`",
         404: "",
-        409: "`submission_closed`",
+        409: "`submission_closed`, `stale_round` (a token of a round a regrade replaced)",
         413: "",
         415: "",
         429: "`llm_budget_exhausted`",
@@ -98,14 +100,12 @@ def chat_completions(submission_id: str) -> Response:
     the runner's `openai` client uses `.../internal/llm/<id>/v1` as its base URL and the
     submission's token as its API key."""
     settings = app_settings()
-    # The token first, so an unknown id reveals nothing without one.
-    expected = submission_token(settings.internal_result_token.get_secret_value(), submission_id)
-    if not token_matches(expected, (bearer_token() or "").strip()):
-        raise ApiError(401, "invalid_token", "missing or invalid bearer token")
-    oid = object_id_or_404(submission_id, "submission")
-    submission = Submission.objects(id=oid).only("status").first()
-    if submission is None:
-        raise not_found("submission")
+    # The token first (of the current grading round), so an unknown id reveals nothing
+    # without one.
+    submission = authorised_submission(
+        submission_id, (bearer_token() or "").strip(), "bearer token"
+    )
+    oid = submission.id
     if submission.status not in OPEN_STATUSES:
         raise ApiError(
             409,
@@ -118,7 +118,7 @@ def chat_completions(submission_id: str) -> Response:
             503, "llm_not_configured", "no LLM provider is configured", "server_error"
         )
     body = _completion_request(settings)
-    calls = _spend_one_call(str(oid), settings)
+    calls = _spend_one_call(str(oid), submission.round, settings)
     started = time.monotonic()
     response = _forward(body, provider_key, settings)
     log.info(
@@ -151,12 +151,12 @@ def _completion_request(settings: WebappSettings) -> dict[str, Any]:
     return body
 
 
-def _spend_one_call(submission_id: str, settings: WebappSettings) -> int:
+def _spend_one_call(submission_id: str, grading_round: int, settings: WebappSettings) -> int:
     """Count this call against the submission's budget and return its number; 429 once the
     budget is spent. Counted before the call, so a failed or abandoned call is spent too.
     The counter outlives any runner of the submission (its bundle, then its longest
     deadline), then expires."""
-    key = budget_key(submission_id)
+    key = budget_key(submission_id, grading_round)
     ttl = settings.bundle_ttl_seconds + settings.runner_max_deadline_seconds
     try:
         pipe = services().redis.pipeline()

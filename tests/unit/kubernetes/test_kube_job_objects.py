@@ -20,9 +20,11 @@ from tasks.launchers.deadline import (
     runner_deadline_seconds,
 )
 from tasks.launchers.job_objects import (
+    ROUND_LABEL,
     RUNNER_SELECTOR,
     RUNNER_UIDS,
     finished_condition,
+    job_round,
     runner_job,
     runner_token_secret,
     runner_uid,
@@ -318,3 +320,43 @@ def test_finished_condition(conditions, finished: str | None) -> None:
     condition = finished_condition(job)
 
     assert (condition.type if condition else None) == finished
+
+
+# --- grading rounds -----------------------------------------------------------------------
+
+
+def test_a_regrade_round_is_a_job_of_its_own_labelled_with_its_round() -> None:
+    settings = _settings()
+    env = _Launcher(settings).runner_env(SUBMISSION_ID, 3)
+    job = runner_job(settings, SUBMISSION_ID, env, 120, grading_round=3)
+    stored = client.ApiClient().sanitize_for_serialization(job)
+
+    assert job.metadata.name == f"{NAME}-r3"
+    assert job.metadata.labels[ROUND_LABEL] == "3"
+    assert job.spec.template.metadata.labels[ROUND_LABEL] == "3"
+    assert job_round(job) == 3
+    # The token comes from the round's own Secret, named like the Job.
+    token_ref = _env(stored)["INTERNAL_RESULT_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token_ref["name"] == f"{NAME}-r3"
+    assert _env(stored)["GRADING_ROUND"] == {"name": "GRADING_ROUND", "value": "3"}
+    kubernetes_validate.validate(stored, SCHEMA_VERSIONS[-1], strict=True)
+
+
+def test_round_0_keeps_the_seed_job_name_and_a_job_without_a_round_label_is_round_0() -> None:
+    job = runner_job(
+        _settings(), SUBMISSION_ID, _Launcher(_settings()).runner_env(SUBMISSION_ID), 120
+    )
+
+    assert job.metadata.name == NAME
+    assert job_round(job) == 0
+    del job.metadata.labels[ROUND_LABEL]
+    assert job_round(job) == 0
+
+
+def test_a_job_name_past_63_characters_is_refused() -> None:
+    longest_id = "a" * 56  # the longest id whose round-0 Job name fits
+    settings = _settings()
+
+    assert len(runner_job(settings, longest_id, {}, 120).metadata.name) == 63
+    with pytest.raises(ValueError, match="63"):
+        runner_job(settings, longest_id, {}, 120, grading_round=1)

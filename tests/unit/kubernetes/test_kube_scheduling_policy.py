@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 
 import tasks.scheduler as scheduler
 from runner_image.contract import Result, Status
+from tasks.celery_app import REGRADE_PRIORITY
 from tasks.launchers import LaunchDeferred, LaunchError, make_launcher
 from tasks.launchers.kube_answers import api_status, retry_after_seconds
 from tasks.launchers.kubernetes import launch_failure
@@ -30,7 +31,13 @@ class ScriptedLauncher:
     outcomes: list[Exception]
     calls: int = 0
 
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
+    def launch(
+        self,
+        submission_id: str,
+        deadline_seconds: int,
+        grading_round: int = 0,
+        low_priority: bool = False,
+    ) -> str:
         self.calls += 1
         assert deadline_seconds == DEADLINE
         if self.outcomes:
@@ -71,7 +78,7 @@ def run(monkeypatch, settings):
         countdowns.append(kwargs["countdown"])
         return original_retry(*args, **kwargs)
 
-    monkeypatch.setattr(scheduler, "backend_for", lambda settings, sid: backend)
+    monkeypatch.setattr(scheduler, "backend_for", lambda settings, sid, grading_round=0: backend)
     monkeypatch.setattr(scheduler.schedule_submission, "retry", recording_retry)
 
     def run_with(launcher: ScriptedLauncher):
@@ -125,7 +132,7 @@ def test_a_retry_is_a_celery_retry_not_a_failure(monkeypatch, settings) -> None:
     monkeypatch.setattr(
         scheduler, "make_launcher", lambda s: ScriptedLauncher([LaunchDeferred("cap", 9)])
     )
-    monkeypatch.setattr(scheduler, "backend_for", lambda s, sid: RecordingBackend())
+    monkeypatch.setattr(scheduler, "backend_for", lambda s, sid, n=0: RecordingBackend())
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(
         scheduler.schedule_submission,
@@ -150,7 +157,46 @@ def test_a_retry_is_a_celery_retry_not_a_failure(monkeypatch, settings) -> None:
     ((message,),) = [sent]
     assert message["countdown"] == 9
     assert list(message["args"]) == [SUBMISSION_ID]
-    assert message["kwargs"] == {"deadline_seconds": DEADLINE, "failures": 0}
+    assert message["kwargs"] == {
+        "deadline_seconds": DEADLINE,
+        "failures": 0,
+        "grading_round": 0,
+        "low_priority": False,
+    }
+    assert message["queue"] == settings.queue_submissions
+    assert "priority" not in message
+
+
+def test_a_deferred_bulk_regrade_stays_on_the_low_priority_queue(monkeypatch, settings) -> None:
+    """A retried bulk regrade goes back behind the submissions, with its round."""
+    monkeypatch.setattr(
+        scheduler, "make_launcher", lambda s: ScriptedLauncher([LaunchDeferred("cap", 9)])
+    )
+    monkeypatch.setattr(scheduler, "backend_for", lambda s, sid, n=0: RecordingBackend())
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        scheduler.schedule_submission,
+        "apply_async",
+        lambda args=None, kwargs=None, **options: sent.append({"kwargs": kwargs, **options}),
+    )
+    kwargs = {"deadline_seconds": DEADLINE, "grading_round": 3, "low_priority": True}
+    scheduler.schedule_submission.push_request(
+        id="t-2",
+        args=[SUBMISSION_ID],
+        kwargs=kwargs,
+        retries=0,
+        is_eager=False,
+        called_directly=False,
+    )
+    try:
+        with pytest.raises(Retry):
+            scheduler.schedule_submission.run(SUBMISSION_ID, **kwargs)
+    finally:
+        scheduler.schedule_submission.pop_request()
+    ((message,),) = [sent]
+    assert message["kwargs"] == kwargs | {"failures": 0}
+    assert message["queue"] == settings.queue_regrades == "queue:regrades"
+    assert message["priority"] == REGRADE_PRIORITY
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ def test_reads_settings_with_defaults():
     settings = RunnerSettings.from_env(REQUIRED)
     assert settings.model_dump() == {
         "submission_id": "sub-1",
+        "grading_round": 0,
         "redis_url": "redis://redis:6379/0",
         "backend_internal_url": "http://backend:8000/internal",
         "internal_result_token": SecretStr("token-abc"),

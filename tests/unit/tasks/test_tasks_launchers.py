@@ -276,3 +276,68 @@ def test_an_unknown_launcher_is_refused_with_the_settings():
         SchedulerSettings.from_env({"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_LAUNCHER": "docker"})
     with pytest.raises(ConfigError, match="RUNNER_LAUNCHER"):
         _settings(runner_launcher="docker")
+
+
+# --- grading rounds -----------------------------------------------------------------------
+
+
+def test_runner_names_round_0_as_before_and_regrades_apart():
+    assert runner_name(SUBMISSION_ID) == f"runner-{SUBMISSION_ID}"
+    assert runner_name(SUBMISSION_ID, 0) == f"runner-{SUBMISSION_ID}"
+    assert runner_name(SUBMISSION_ID, 3) == f"runner-{SUBMISSION_ID}-r3"
+
+
+def test_a_regrade_runner_gets_its_round_and_that_rounds_token():
+    env = _NoopLauncher(_settings(llm_api_key="sk-provider")).runner_env(SUBMISSION_ID, 2)
+
+    assert env["GRADING_ROUND"] == "2"
+    assert env["INTERNAL_RESULT_TOKEN"] == submission_token(SECRET, SUBMISSION_ID, 2)
+    assert env["INTERNAL_RESULT_TOKEN"] != submission_token(SECRET, SUBMISSION_ID)
+    assert env["LLM_API_KEY"] == env["INTERNAL_RESULT_TOKEN"]
+
+
+def test_a_regrade_round_is_a_new_local_runner_launched_once(shared_redis, popen):
+    launcher = LocalLauncher(_settings(), redis_client=shared_redis)
+
+    first = launcher.launch(SUBMISSION_ID, 120)
+    regrade = launcher.launch(SUBMISSION_ID, 120, grading_round=1)
+    again = launcher.launch(SUBMISSION_ID, 120, grading_round=1)  # a redelivered task
+
+    assert first == f"runner-{SUBMISSION_ID}"
+    assert regrade == again == f"runner-{SUBMISSION_ID}-r1"
+    assert len(popen.calls) == 2
+    assert popen.calls[1]["env"]["GRADING_ROUND"] == "1"
+    assert popen.calls[1]["env"]["INTERNAL_RESULT_TOKEN"] == submission_token(
+        SECRET, SUBMISSION_ID, 1
+    )
+
+
+def test_a_failed_regrade_runner_is_reported_for_its_round(shared_redis, popen, monkeypatch):
+    posted: list[tuple[str, str, Any]] = []
+
+    class _Client:
+        def __init__(self, url: str, token: str) -> None:
+            self.token = token
+
+        def post_result(self, submission_id: str, result: Any) -> None:
+            posted.append((submission_id, self.token, result))
+
+        def close(self) -> None:
+            pass
+
+    class _Crashed:
+        pid = 4242
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 3
+
+    monkeypatch.setattr(local_module, "InternalApiClient", _Client)
+    launcher = LocalLauncher(_settings(), redis_client=shared_redis)
+
+    launcher._watch(_Crashed(), SUBMISSION_ID, 120, 2)  # type: ignore[arg-type]
+
+    [(submission_id, token, result)] = posted
+    assert submission_id == SUBMISSION_ID
+    assert token == submission_token(SECRET, SUBMISSION_ID, 2)
+    assert result.status == "error" and result.round == 2
+    assert "exited with code 3" in result.metrics["error"]
