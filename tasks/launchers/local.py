@@ -70,7 +70,7 @@ class LocalLauncher(Launcher):
         return name
 
     def _watch(
-        self, process: subprocess.Popen, submission_id: str, deadline: int, grading_round: int
+        self, process: subprocess.Popen, submission_id: str, deadline: int, grading_round: int = 0
     ) -> None:
         """A runner that dies before reporting, or outlives its deadline (as a Job's
         activeDeadlineSeconds would stop it), leaves its submission in `error`, not waiting."""

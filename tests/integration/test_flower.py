@@ -91,7 +91,8 @@ def test_flower_lists_the_worker_and_shows_the_schedulers_tasks(flower) -> None:
     wait_until(lambda: any(n.startswith("scheduler@") for n in _workers(url)), 30, "the worker")
     (worker,) = [w for n, w in _workers(url).items() if n.startswith("scheduler@")]
     assert {"tasks.schedule_submission", "tasks.reconcile"} <= set(worker["registered"])
-    assert [q["name"] for q in worker["active_queues"]] == ["queue:submissions"]
+    # Submissions, and bulk regrades behind them (lower priority).
+    assert {q["name"] for q in worker["active_queues"]} == {"queue:submissions", "queue:regrades"}
 
     submission_id = uuid.uuid4().hex[:24]
     producer = make_celery(BrokerSettings.from_env({"REDIS_URL": redis_url}))
