@@ -98,7 +98,7 @@ class Reconciler:
         backend: BackendFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.api_client = api_client or kube_api_client()
+        self.api_client = api_client or kube_api_client(settings.kubeconfig)
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.redis = redis_client or redis.Redis.from_url(

@@ -25,8 +25,19 @@ class LauncherKind(StrEnum):
 class BrokerSettings(EnvSettings):
     """What any Celery client needs, and all that Flower gets: the broker and the queue."""
 
-    redis_url: str = "redis://localhost:6379/0"
+    # Required, never defaulted: on a shared host redis://localhost:6379 is somebody else's
+    # Redis, whose queue a worker would consume. `cloudemy dev` sets its own.
+    redis_url: str = Field(pattern=r"^(redis|rediss|unix)://")
     queue_submissions: str = "queue:submissions"
+
+
+class FlowerSettings(BrokerSettings):
+    """`cloudemy flower`: the broker, and where Flower listens. Without FLOWER_BASIC_AUTH
+    (which Flower itself reads) it listens on 127.0.0.1 only, unless FLOWER_ADDRESS says."""
+
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_address: str | None = None
+    flower_basic_auth: SecretStr | None = None
 
 
 class SchedulerSettings(BrokerSettings, GradingSettings):
@@ -56,6 +67,10 @@ class SchedulerSettings(BrokerSettings, GradingSettings):
     runner_scratch_size: Quantity = "512Mi"
     launch_defer_seconds: int = Field(default=15, ge=1)
     kube_request_timeout_seconds: int = Field(default=15, ge=1)
+    # The cluster's configuration file; None: the pod's service account in a cluster, else
+    # ~/.kube/config.
+    kubeconfig: str | None = None
+    # How often `cloudemy reconcile` makes a pass (runner Jobs, then the backend's sweep).
     reconcile_interval_seconds: int = Field(default=30, ge=1)
 
     @model_validator(mode="after")

@@ -55,11 +55,10 @@ RETRY_AFTER_DEFAULT = 5.0
 RETRY_AFTER_MAX = 300.0
 
 
-def kube_api_client() -> client.ApiClient:
-    """KUBECONFIG when it is set, else the pod's service account, else ~/.kube/config.
-    urllib3 retries are off: the scheduler task owns the retry policy."""
+def kube_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """`kubeconfig` (KUBECONFIG) when it is set, else the pod's service account, else
+    ~/.kube/config. urllib3 retries are off: the scheduler task owns the retry policy."""
     configuration = client.Configuration()
-    kubeconfig = os.environ.get("KUBECONFIG")
     try:
         if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)
@@ -113,7 +112,7 @@ class KubernetesLauncher(Launcher):
         api_client: client.ApiClient | None = None,
     ) -> None:
         super().__init__(settings)
-        self.api_client = api_client or kube_api_client()
+        self.api_client = api_client or kube_api_client(settings.kubeconfig)
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.namespace = settings.k8s_namespace

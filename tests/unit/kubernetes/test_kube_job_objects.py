@@ -30,6 +30,7 @@ from tasks.launchers.job_objects import (
 from tasks.settings import SchedulerSettings
 
 SECRET = "s" * 40
+REDIS_URL = "redis://redis:6379/0"
 SUBMISSION_ID = "65a0000000000000000000aa"
 NAME = f"runner-{SUBMISSION_ID}"
 # The oldest schema set every allowed kubernetes-validate (>=1.31) ships, and the newest here.
@@ -42,7 +43,11 @@ class _Launcher(Launcher):
 
 
 def _settings(**overrides: Any) -> SchedulerSettings:
-    env = {"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_IMAGE": "registry.example/cloudemy/runner:1"}
+    env = {
+        "INTERNAL_RESULT_TOKEN": SECRET,
+        "REDIS_URL": REDIS_URL,
+        "RUNNER_IMAGE": "registry.example/cloudemy/runner:1",
+    }
     return SchedulerSettings.from_env(env, **overrides)
 
 
@@ -138,7 +143,7 @@ def test_env_per_the_seed_with_the_token_from_the_jobs_own_secret() -> None:
     env = _env(_job())
 
     assert env["SUBMISSION_ID"] == {"name": "SUBMISSION_ID", "value": SUBMISSION_ID}
-    assert env["REDIS_URL"]["value"] == "redis://localhost:6379/0"
+    assert env["REDIS_URL"]["value"] == REDIS_URL
     assert env["BACKEND_INTERNAL_URL"]["value"] == "http://backend:8000/internal"
     assert env["LLM_MODEL"]["value"] == "gpt-4o-mini"
     assert env["RUNNER_REQUIRE_ISOLATION"]["value"] == "strict"
@@ -219,7 +224,7 @@ def test_the_runtime_class_comes_from_the_settings(version: str) -> None:
 
 
 def test_the_runtime_class_is_read_from_its_variable() -> None:
-    env = {"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_RUNTIME_CLASS": "runsc"}
+    env = {"INTERNAL_RESULT_TOKEN": SECRET, "REDIS_URL": REDIS_URL, "RUNNER_RUNTIME_CLASS": "runsc"}
 
     assert SchedulerSettings.from_env(env).runner_runtime_class == "runsc"
     assert (
@@ -230,7 +235,9 @@ def test_the_runtime_class_is_read_from_its_variable() -> None:
 @pytest.mark.parametrize("bad", ["gVisor", "-runsc", "run sc", "a" * 254])
 def test_a_runtime_class_that_is_no_object_name_is_refused(bad: str) -> None:
     with pytest.raises(ConfigError, match="RUNNER_RUNTIME_CLASS"):
-        SchedulerSettings.from_env({"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_RUNTIME_CLASS": bad})
+        SchedulerSettings.from_env(
+            {"INTERNAL_RESULT_TOKEN": SECRET, "REDIS_URL": REDIS_URL, "RUNNER_RUNTIME_CLASS": bad}
+        )
 
 
 @pytest.mark.parametrize("bad_id", ["", "ABC", "a/b", "x" * 57, "-abc", "a_b"])

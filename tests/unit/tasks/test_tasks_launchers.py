@@ -50,6 +50,7 @@ def test_runner_env_carries_a_per_submission_token_not_the_secret():
         internal_result_token=SECRET,
         secret_key="k" * 32,
         mongo_uri="mongodb://mongo:27017",
+        redis_url="redis://redis:6379/0",
         llm_api_key="sk-not-in-the-env",
     )
     env = _NoopLauncher(settings).runner_env(SUBMISSION_ID)
@@ -273,6 +274,12 @@ def test_make_launcher_local():
 def test_an_unknown_launcher_is_refused_with_the_settings():
     """Before any launch: the worker does not start on RUNNER_LAUNCHER=docker."""
     with pytest.raises(ConfigError, match="RUNNER_LAUNCHER='docker'"):
-        SchedulerSettings.from_env({"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_LAUNCHER": "docker"})
+        SchedulerSettings.from_env(
+            {
+                "INTERNAL_RESULT_TOKEN": SECRET,
+                "REDIS_URL": "redis://redis:6379/0",
+                "RUNNER_LAUNCHER": "docker",
+            }
+        )
     with pytest.raises(ConfigError, match="RUNNER_LAUNCHER"):
         _settings(runner_launcher="docker")
