@@ -11,6 +11,7 @@ from dataclasses import replace
 import redis
 
 from runner_image.contract import (
+    UNREPORTED_EXIT_CODE,
     Bundle,
     BundleMissing,
     CallbackError,
@@ -76,13 +77,13 @@ def build_result(settings: RunnerSettings, bundle: Bundle) -> Result:
 
 
 def _grade_submission(settings: RunnerSettings) -> Result:
-    """Never raises: whatever goes wrong becomes an error result the backend can store."""
+    """Raises BundleMissing (nothing to grade yet: Redis lost the bundle, which the backend
+    rebuilds); whatever else goes wrong becomes an error result the backend can store."""
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
         bundle = load_bundle(client, settings.submission_id)
-    except BundleMissing as exc:
-        log.error("%s", exc)
-        return Result.error("its grading data expired before a runner picked it up")
+    except BundleMissing:
+        raise
     except Exception:
         log.exception("cannot load the bundle of submission %s", settings.submission_id)
         return Result.error("its grading data could not be read")
@@ -120,9 +121,12 @@ def run() -> int:
         client.post_status(submission_id, Status.RUNNING)
         result = _grade_submission(settings)
         client.post_result(submission_id, result)
+    except BundleMissing as exc:
+        log.error("%s; leaving it to the backend's sweep", exc)
+        return UNREPORTED_EXIT_CODE
     except CallbackError as exc:
         log.error("could not report submission %s: %s", submission_id, exc)
-        return 1
+        return UNREPORTED_EXIT_CODE if exc.transient else 1
     finally:
         client.close()
     log.info("submission %s reported: %s", submission_id, result.status)

@@ -31,6 +31,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from runner_image.contract import (
+    UNREPORTED_EXIT_CODE,
     CallbackError,
     InternalApiClient,
     Result,
@@ -80,6 +81,19 @@ def pod_failure_detail(pods: list[client.V1Pod]) -> str | None:
     return None
 
 
+def could_not_report(pods: list[client.V1Pod]) -> bool:
+    """A runner container ended with UNREPORTED_EXIT_CODE: it could not reach the backend
+    (or found no bundle), which an error result would turn into a lost submission; the
+    backend's sweep gives it a fresh runner instead."""
+    return any(
+        status.state
+        and status.state.terminated
+        and status.state.terminated.exit_code == UNREPORTED_EXIT_CODE
+        for pod in pods
+        for status in (pod.status and pod.status.container_statuses) or ()
+    )
+
+
 @dataclass
 class Reconciliation:
     """One pass, by Job name."""
@@ -87,6 +101,7 @@ class Reconciliation:
     reported: list[str] = field(default_factory=list)
     already_final: list[str] = field(default_factory=list)
     not_reported: list[str] = field(default_factory=list)
+    left_to_sweep: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -128,7 +143,13 @@ class Reconciler:
             submission_id = (job.metadata.labels or {}).get(SUBMISSION_LABEL) or name.removeprefix(
                 "runner-"
             )
-            reason = failure_reason(job, self._pods(name)) or "the runner Job failed"
+            pods = self._pods(name)
+            if condition.reason != "DeadlineExceeded" and could_not_report(pods):
+                log.info("%s could not report; its submission is left to the sweep", name)
+                outcome.left_to_sweep.append(name)
+                self._remember(job)
+                continue
+            reason = failure_reason(job, pods) or "the runner Job failed"
             result = self._report(submission_id, reason)
             getattr(outcome, result).append(name)
             if result != "not_reported":

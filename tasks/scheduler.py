@@ -38,17 +38,22 @@ def backend_for(settings: SchedulerSettings, submission_id: str) -> InternalApiC
 
 @celery_app.task(name=SCHEDULE_TASK, bind=True, acks_late=True, max_retries=None)
 def schedule_submission(
-    self, submission_id: str, deadline_seconds: int | None = None, failures: int = 0
+    self,
+    submission_id: str,
+    deadline_seconds: int | None = None,
+    failures: int = 0,
+    attempt: int = 1,
 ) -> str | None:
     """`deadline_seconds`: how long its runner may take, sized by the webapp from the
-    assignment; a task sent without it gets the longest deadline."""
+    assignment; a task sent without it gets the longest deadline. `attempt` > 1: the
+    backend's sweep asks for a fresh runner, the earlier one never having reported."""
     settings = worker_settings()
     deadline = deadline_seconds or settings.runner_max_deadline_seconds
     backend = backend_for(settings, submission_id)
-    retry_kwargs = {"deadline_seconds": deadline_seconds}
+    retry_kwargs = {"deadline_seconds": deadline_seconds, "attempt": attempt}
     try:
         try:
-            job_name = make_launcher(settings).launch(submission_id, deadline)
+            job_name = make_launcher(settings).launch(submission_id, deadline, attempt)
         except LaunchDeferred as exc:
             log.info("launch of %s deferred %.0f s: %s", submission_id, exc.countdown, exc)
             raise self.retry(

@@ -98,7 +98,8 @@ def reconcile(interval: float | None, once: bool) -> None:
                 outcome = Reconciler(settings).run_once()
                 click.echo(
                     f"reported {len(outcome.reported)}, already final "
-                    f"{len(outcome.already_final)}, not reported {len(outcome.not_reported)}"
+                    f"{len(outcome.already_final)}, not reported {len(outcome.not_reported)}, "
+                    f"left to the sweep {len(outcome.left_to_sweep)}"
                 )
                 failed = bool(outcome.not_reported)
             try:

@@ -43,14 +43,17 @@ def enqueue_grading(
 
 
 def send_grading_task(
-    submission: Submission, assignment: Assignment, services: Services, settings: WebappSettings
+    submission: Submission,
+    assignment: Assignment,
+    services: Services,
+    settings: WebappSettings,
+    attempt: int = 1,
 ) -> None:
+    """`attempt` > 1 asks for a fresh runner (the sweep's, after one never reported)."""
     deadline = runner_deadline_seconds(len(assignment.tests), assignment.time_limit_ms, settings)
+    kwargs = {"deadline_seconds": deadline} | ({"attempt": attempt} if attempt > 1 else {})
     services.celery.send_task(
-        SCHEDULE_TASK,
-        args=[str(submission.id)],
-        kwargs={"deadline_seconds": deadline},
-        queue=settings.queue_submissions,
+        SCHEDULE_TASK, args=[str(submission.id)], kwargs=kwargs, queue=settings.queue_submissions
     )
 
 

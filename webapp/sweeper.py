@@ -1,59 +1,135 @@
-"""Nothing lost: finds the submissions the pipeline dropped and moves them on. A submission
-still `queued` long after it was sent (a broker lost the task, the webapp died between
-saving and sending) is sent again; launching is idempotent, so a duplicate costs nothing.
-One `scheduled` or `running` past any runner's deadline ends in `error`. Triggered by
-POST /internal/sweep, which the reconciler calls on every pass."""
+"""Nothing lost: finds the submissions the pipeline dropped and moves them on, from what
+MongoDB holds (the truth) rather than what Redis still has. Run by POST /internal/sweep,
+which the reconciler calls every RECONCILE_INTERVAL_SECONDS.
+
+- `queued` SWEEP_REQUEUE_AFTER_SECONDS after its task was sent (a broker lost the task:
+  Redis restarted without its append-only file, a worker was killed holding it, the webapp
+  died between saving and sending): sent again. Launching is idempotent, so a duplicate
+  costs nothing.
+- `scheduled` or `running` SWEEP_GRACE_SECONDS past RUNNER_MAX_DEADLINE_SECONDS: its runner
+  is gone without a result (it could not reach the backend, found no bundle, or died with
+  its launcher). It gets a fresh runner, up to SWEEP_MAX_RELAUNCHES times; then it ends in
+  `error`.
+
+Either way a bundle that Redis lost is rebuilt from MongoDB first. Each step claims its
+submission with a conditional update, so two replicas' sweeps never both act on one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from kombu.exceptions import KombuError
 from mongoengine.queryset.visitor import Q
+from redis.exceptions import RedisError
 
 from runner_image.contract import Result, Status, bundle_key
-from webapp.grading import send_grading_task
+from webapp.grading import build_bundle, send_grading_task
 from webapp.lifecycle import store_result
 from webapp.models import Assignment, Submission, utcnow
 from webapp.services import Services
 from webapp.settings import WebappSettings
 
-REQUEUE_AFTER = timedelta(minutes=10)
-# Past the longest deadline a runner Job can have, plus time to start and report.
-OVERDUE_MARGIN = timedelta(minutes=10)
-
 
 @dataclass
 class SweepReport:
     requeued: list[str] = field(default_factory=list)
+    relaunched: list[str] = field(default_factory=list)
+    # Bundles Redis had lost, rebuilt from MongoDB before their task was sent again.
+    rebuilt: list[str] = field(default_factory=list)
+    # Could not be graded any more (their assignment was deleted): ended in `error`.
     expired: list[str] = field(default_factory=list)
+    # Past their deadline with every fresh runner spent: ended in `error`.
     overdue: list[str] = field(default_factory=list)
 
 
 def sweep(settings: WebappSettings, services: Services) -> SweepReport:
-    now = utcnow()
     report = SweepReport()
-    stale = Submission.objects(status=Status.QUEUED, enqueued_at__lt=now - REQUEUE_AFTER)
-    for submission in stale:
+    _requeue_lost_tasks(settings, services, report)
+    _relaunch_or_end_overdue(settings, services, report)
+    return report
+
+
+def _requeue_lost_tasks(settings: WebappSettings, services: Services, report: SweepReport) -> None:
+    now = utcnow()
+    stale_since = now - timedelta(seconds=settings.sweep_requeue_after_seconds)
+    for submission in Submission.objects(status=Status.QUEUED, enqueued_at__lt=stale_since):
         assignment = Assignment.objects(id=submission.assignment_id).first()
-        if assignment is not None and services.redis.exists(bundle_key(submission.id)):
-            claimed = Submission.objects(
-                id=submission.id, status=Status.QUEUED, enqueued_at=submission.enqueued_at
-            ).update_one(set__enqueued_at=now)
-            if claimed:  # another replica's sweep did not get there first
-                send_grading_task(submission, assignment, services, settings)
-                report.requeued.append(str(submission.id))
-        else:
-            reason = "its grading data expired before a runner picked it up"
-            store_result(services.redis, submission, Result.error(reason))
-            report.expired.append(str(submission.id))
-    cutoff = now - timedelta(seconds=settings.runner_max_deadline_seconds) - OVERDUE_MARGIN
+        if assignment is None:
+            _end(services, submission, "its assignment was deleted before it was graded", report)
+            continue
+        claimed = Submission.objects(
+            id=submission.id, status=Status.QUEUED, enqueued_at=submission.enqueued_at
+        ).update_one(set__enqueued_at=now)
+        if not claimed:  # another replica's sweep got there first
+            continue
+        _restore_bundle(submission, assignment, settings, services, report)
+        send_grading_task(submission, assignment, services, settings)
+        report.requeued.append(str(submission.id))
+
+
+def _relaunch_or_end_overdue(
+    settings: WebappSettings, services: Services, report: SweepReport
+) -> None:
+    now = utcnow()
+    cutoff = now - timedelta(
+        seconds=settings.runner_max_deadline_seconds + settings.sweep_grace_seconds
+    )
     late = Submission.objects(
         Q(status__in=[Status.SCHEDULED, Status.RUNNING])
         & (Q(scheduled_at__lt=cutoff) | Q(scheduled_at=None, started_at__lt=cutoff))
     )
     for submission in late:
-        reason = "the grading did not finish in time"
-        store_result(services.redis, submission, Result.error(reason))
-        report.overdue.append(str(submission.id))
-    return report
+        assignment = Assignment.objects(id=submission.assignment_id).first()
+        if assignment is None:
+            _end(services, submission, "its assignment was deleted before it was graded", report)
+            continue
+        if submission.relaunches >= settings.sweep_max_relaunches:
+            store_result(
+                services.redis, submission, Result.error("the grading did not finish in time")
+            )
+            report.overdue.append(str(submission.id))
+            continue
+        open_and_unclaimed = Submission.objects(
+            id=submission.id,
+            status__in=[Status.SCHEDULED, Status.RUNNING],
+            relaunches=submission.relaunches,
+        )
+        if not open_and_unclaimed.update_one(inc__relaunches=1, set__scheduled_at=now):
+            continue
+        try:
+            _restore_bundle(submission, assignment, settings, services, report)
+            send_grading_task(
+                submission, assignment, services, settings, attempt=submission.relaunches + 2
+            )
+        except (RedisError, KombuError, OSError):
+            # Not sent: give the claim back, so that the next pass tries again.
+            Submission.objects(id=submission.id, relaunches=submission.relaunches + 1).update_one(
+                set__relaunches=submission.relaunches, set__scheduled_at=submission.scheduled_at
+            )
+            raise
+        report.relaunched.append(str(submission.id))
+
+
+def _restore_bundle(
+    submission: Submission,
+    assignment: Assignment,
+    settings: WebappSettings,
+    services: Services,
+    report: SweepReport,
+) -> None:
+    """The bundle is built from MongoDB alone, so a Redis that lost it loses nothing."""
+    rebuilt = services.redis.set(
+        bundle_key(submission.id),
+        build_bundle(submission, assignment).model_dump_json(),
+        ex=settings.bundle_ttl_seconds,
+        nx=True,
+    )
+    if rebuilt:
+        report.rebuilt.append(str(submission.id))
+
+
+def _end(services: Services, submission: Submission, reason: str, report: SweepReport) -> None:
+    store_result(services.redis, submission, Result.error(reason))
+    report.expired.append(str(submission.id))

@@ -15,7 +15,11 @@ from runner_image.contract.bundle import (
     TestCase,
     bundle_key,
 )
-from runner_image.contract.internal_api import CallbackError, InternalApiClient
+from runner_image.contract.internal_api import (
+    UNREPORTED_EXIT_CODE,
+    CallbackError,
+    InternalApiClient,
+)
 from runner_image.contract.result import STAFF_ONLY_METRICS, Result, TestResult
 from runner_image.contract.states import (
     FINAL_STATUSES,
@@ -41,6 +45,7 @@ __all__ = [
     "RESULT_TOKEN_HEADER",
     "STAFF_ONLY_METRICS",
     "SYNTAX_ERROR_TAG",
+    "UNREPORTED_EXIT_CODE",
     "AssignmentText",
     "Bundle",
     "BundleMissing",

@@ -22,8 +22,10 @@ class LaunchDeferred(Exception):
         self.countdown = countdown
 
 
-def runner_name(submission_id: str) -> str:
-    return f"runner-{submission_id}"
+def runner_name(submission_id: str, attempt: int = 1) -> str:
+    """`runner-<id>`; a fresh runner that the sweep sends after one never reported is
+    `runner-<id>-<attempt>`, so launching stays idempotent per attempt."""
+    return f"runner-{submission_id}" if attempt == 1 else f"runner-{submission_id}-{attempt}"
 
 
 def llm_gateway_url(backend_internal_url: str, submission_id: str) -> str:
@@ -63,7 +65,7 @@ class Launcher(ABC):
         return env
 
     @abstractmethod
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
-        """Start the runner for `submission_id` once, to be stopped after `deadline_seconds`;
-        return its name. Launching an already launched submission is a success, not a
-        second runner."""
+    def launch(self, submission_id: str, deadline_seconds: int, attempt: int = 1) -> str:
+        """Start runner number `attempt` for `submission_id` once, to be stopped after
+        `deadline_seconds`; return its name. Launching an already launched attempt is a
+        success, not a second runner."""

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 from kubernetes import client
 
+from tasks.launchers.base import runner_name
 from tasks.settings import SchedulerSettings
 
 NAME_LABEL = "app.kubernetes.io/name"
@@ -75,16 +76,21 @@ def _secret_env(name: str, secret: str, key: str, optional: bool) -> client.V1En
 
 
 def runner_job(
-    settings: SchedulerSettings, submission_id: str, env: Mapping[str, str], deadline_seconds: int
+    settings: SchedulerSettings,
+    submission_id: str,
+    env: Mapping[str, str],
+    deadline_seconds: int,
+    attempt: int = 1,
 ) -> client.V1Job:
-    """The Job `runner-<id>`. `env` is the launcher's runner_env(); the result token in it is
-    not copied into the Job: the container reads it from the Job's own Secret (same name).
+    """The Job `runner-<id>` (`runner-<id>-<attempt>` for a fresh runner the sweep sent).
+    `env` is the launcher's runner_env(); the result token in it is not copied into the
+    Job: the container reads it from the Job's own Secret (same name).
     With LLM feedback on, `env` also has LLM_API_KEY, which is that same token (the runner
     calls the backend's LLM gateway with it): it comes from the same Secret. No other
     Secret is mounted, so no long-lived key is ever in a pod that runs student code."""
     if not _SUBMISSION_ID.fullmatch(submission_id):
         raise ValueError(f"submission id {submission_id!r} cannot name a Kubernetes Job")
-    name = f"runner-{submission_id}"
+    name = runner_name(submission_id, attempt)
     labels = runner_labels(submission_id)
     uid = runner_uid(submission_id)
     set_here = (TOKEN_KEY, LLM_KEY, ISOLATION_KEY)

@@ -118,11 +118,11 @@ class KubernetesLauncher(Launcher):
         self.namespace = settings.k8s_namespace
         self.timeout = settings.kube_request_timeout_seconds
 
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
-        name = runner_name(submission_id)
+    def launch(self, submission_id: str, deadline_seconds: int, attempt: int = 1) -> str:
+        name = runner_name(submission_id, attempt)
         env = self.runner_env(submission_id)
         try:
-            job = self._create_or_find_job(submission_id, env, deadline_seconds)
+            job = self._create_or_find_job(submission_id, env, deadline_seconds, attempt)
             if finished_condition(job) is None:
                 self._ensure_token_secret(job, env[TOKEN_KEY])
         except ApiException as exc:
@@ -143,9 +143,9 @@ class KubernetesLauncher(Launcher):
         return {job.metadata.name: job for job in jobs.items if finished_condition(job) is None}
 
     def _create_or_find_job(
-        self, submission_id: str, env: dict[str, str], deadline: int
+        self, submission_id: str, env: dict[str, str], deadline: int, attempt: int
     ) -> client.V1Job:
-        name = runner_name(submission_id)
+        name = runner_name(submission_id, attempt)
         in_flight = self.runner_jobs_in_flight()
         if name in in_flight:
             log.info("%s is already in flight; not launching it twice", name)
@@ -157,7 +157,7 @@ class KubernetesLauncher(Launcher):
                 countdown=self.settings.launch_defer_seconds,
             )
         try:
-            job = runner_job(self.settings, submission_id, env, deadline)
+            job = runner_job(self.settings, submission_id, env, deadline, attempt)
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
         try:

@@ -12,7 +12,12 @@ import threading
 
 import redis
 
-from runner_image.contract import CallbackError, InternalApiClient, Result
+from runner_image.contract import (
+    UNREPORTED_EXIT_CODE,
+    CallbackError,
+    InternalApiClient,
+    Result,
+)
 from tasks.launchers.base import Launcher, LaunchError, runner_name
 from tasks.settings import SchedulerSettings
 
@@ -30,8 +35,8 @@ class LocalLauncher(Launcher):
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
 
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
-        name = runner_name(submission_id)
+    def launch(self, submission_id: str, deadline_seconds: int, attempt: int = 1) -> str:
+        name = runner_name(submission_id, attempt)
         try:
             first = self.redis.set(f"launched:{name}", "1", nx=True, ex=LAUNCH_MARK_TTL_SECONDS)
         except redis.RedisError as exc:
@@ -70,6 +75,11 @@ class LocalLauncher(Launcher):
             reason = f"the runner did not finish within its deadline of {deadline} s"
         else:
             if code == 0:
+                return
+            if code == UNREPORTED_EXIT_CODE:
+                # It could not report (or had no bundle): an error now would end the
+                # submission for a fault of the platform; the sweep sends a fresh runner.
+                log.warning("runner for %s could not report; left to the sweep", submission_id)
                 return
             reason = f"the runner exited with code {code}"
         log.error("runner for %s: %s", submission_id, reason)

@@ -22,6 +22,7 @@ from tasks.launchers.deadline import (
 from tasks.launchers.job_objects import (
     RUNNER_SELECTOR,
     RUNNER_UIDS,
+    SUBMISSION_LABEL,
     finished_condition,
     runner_job,
     runner_token_secret,
@@ -325,3 +326,18 @@ def test_finished_condition(conditions, finished: str | None) -> None:
     condition = finished_condition(job)
 
     assert (condition.type if condition else None) == finished
+
+
+def test_a_fresh_runner_is_a_job_of_its_own_reading_its_own_secret() -> None:
+    """The sweep's second attempt cannot collide with the first Job (or its Secret)."""
+    settings = _settings()
+    env = _Launcher(settings).runner_env(SUBMISSION_ID)
+    job = client.ApiClient().sanitize_for_serialization(
+        runner_job(settings, SUBMISSION_ID, env, 120, attempt=2)
+    )
+
+    name = f"runner-{SUBMISSION_ID}-2"
+    assert job["metadata"]["name"] == name
+    assert job["metadata"]["labels"][SUBMISSION_LABEL] == SUBMISSION_ID
+    token = _env(job)["INTERNAL_RESULT_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token["name"] == name

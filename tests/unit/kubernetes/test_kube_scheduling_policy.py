@@ -29,7 +29,7 @@ class ScriptedLauncher:
     outcomes: list[Exception]
     calls: int = 0
 
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
+    def launch(self, submission_id: str, deadline_seconds: int, attempt: int = 1) -> str:
         self.calls += 1
         assert deadline_seconds == DEADLINE
         if self.outcomes:
@@ -149,7 +149,7 @@ def test_a_retry_is_a_celery_retry_not_a_failure(monkeypatch, settings) -> None:
     ((message,),) = [sent]
     assert message["countdown"] == 9
     assert list(message["args"]) == [SUBMISSION_ID]
-    assert message["kwargs"] == {"deadline_seconds": DEADLINE, "failures": 0}
+    assert message["kwargs"] == {"deadline_seconds": DEADLINE, "failures": 0, "attempt": 1}
 
 
 @pytest.mark.parametrize(

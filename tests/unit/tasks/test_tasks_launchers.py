@@ -283,3 +283,58 @@ def test_an_unknown_launcher_is_refused_with_the_settings():
         )
     with pytest.raises(ConfigError, match="RUNNER_LAUNCHER"):
         _settings(runner_launcher="docker")
+
+
+def test_a_fresh_runner_for_a_later_attempt_is_started_under_its_own_name(shared_redis, popen):
+    launcher = LocalLauncher(_settings(), redis_client=shared_redis)
+
+    first = launcher.launch(SUBMISSION_ID, 120)
+    fresh = launcher.launch(SUBMISSION_ID, 120, attempt=2)
+    again = launcher.launch(SUBMISSION_ID, 120, attempt=2)
+
+    assert (first, fresh, again) == (
+        f"runner-{SUBMISSION_ID}",
+        f"runner-{SUBMISSION_ID}-2",
+        f"runner-{SUBMISSION_ID}-2",
+    )
+    assert len(popen.calls) == 2
+
+
+@dataclass
+class _EndedProcess:
+    code: int
+    pid: int = 4243
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.code
+
+
+@pytest.mark.parametrize(("code", "reported"), [(0, False), (75, False), (1, True), (-9, True)])
+def test_the_watcher_reports_a_runner_that_failed_but_not_one_that_could_not_report(
+    shared_redis, monkeypatch, code, reported
+):
+    """Exit code 75: the runner could not reach the backend (or had no bundle). An error
+    reported now would end the submission for the platform's fault; the sweep sends a
+    fresh runner instead."""
+    posts: list[tuple[str, Any]] = []
+
+    class _Client:
+        def __init__(self, base_url: str, token: str) -> None:
+            pass
+
+        def post_result(self, submission_id: str, result: Any) -> None:
+            posts.append((submission_id, result))
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(local_module, "InternalApiClient", _Client)
+
+    LocalLauncher(_settings(), redis_client=shared_redis)._watch(
+        _EndedProcess(code), SUBMISSION_ID, 120
+    )
+
+    assert bool(posts) is reported
+    if reported:
+        assert posts[0][1].status == "error"
+        assert f"code {code}" in posts[0][1].feedback

@@ -50,7 +50,7 @@ class _Launcher:
     launches: int = 0
     deadlines: list[int] = field(default_factory=list)
 
-    def launch(self, submission_id: str, deadline_seconds: int) -> str:
+    def launch(self, submission_id: str, deadline_seconds: int, attempt: int = 1) -> str:
         self.launches += 1
         self.deadlines.append(deadline_seconds)
         if self.launches <= self.deferrals:
