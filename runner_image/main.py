@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 
 import redis
+from redis.exceptions import RedisError
 
 from runner_image.contract import (
     UNREPORTED_EXIT_CODE,
@@ -77,12 +78,13 @@ def build_result(settings: RunnerSettings, bundle: Bundle) -> Result:
 
 
 def _grade_submission(settings: RunnerSettings) -> Result:
-    """Raises BundleMissing (nothing to grade yet: Redis lost the bundle, which the backend
-    rebuilds); whatever else goes wrong becomes an error result the backend can store."""
+    """Raises BundleMissing or RedisError when there is nothing to grade yet (Redis lost the
+    bundle, which the backend rebuilds, or is restarting); whatever else goes wrong becomes
+    an error result the backend can store."""
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
         bundle = load_bundle(client, settings.submission_id)
-    except BundleMissing:
+    except (BundleMissing, RedisError):
         raise
     except Exception:
         log.exception("cannot load the bundle of submission %s", settings.submission_id)
@@ -121,8 +123,8 @@ def run() -> int:
         client.post_status(submission_id, Status.RUNNING)
         result = _grade_submission(settings)
         client.post_result(submission_id, result)
-    except BundleMissing as exc:
-        log.error("%s; leaving it to the backend's sweep", exc)
+    except (BundleMissing, RedisError) as exc:
+        log.error("no bundle to grade (%s); leaving it to the backend's sweep", exc)
         return UNREPORTED_EXIT_CODE
     except CallbackError as exc:
         log.error("could not report submission %s: %s", submission_id, exc)

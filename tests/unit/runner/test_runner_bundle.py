@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import fakeredis
 import pytest
+import redis
 from pydantic import ValidationError
 
 from runner_image import main
@@ -249,6 +250,17 @@ def test_a_runner_without_a_bundle_reports_no_error_and_exits_for_a_fresh_runner
     backend = _Backend()
 
     assert run_with(backend, _missing) == UNREPORTED_EXIT_CODE
+    assert backend.reports == ["running"]
+
+
+def test_a_runner_that_cannot_reach_redis_reports_no_error(run_with):
+    """Redis restarting: the bundle is still there, just not now."""
+    backend = _Backend()
+
+    def unreachable(settings):
+        raise redis.exceptions.ConnectionError("Error 111 connecting to redis:6379")
+
+    assert run_with(backend, unreachable) == UNREPORTED_EXIT_CODE
     assert backend.reports == ["running"]
 
 
