@@ -137,7 +137,9 @@ class DevStack:
         return list(self.parts.values())
 
     def start(self, name: str) -> subprocess.Popen:
-        """Start part `name` (again), its output appended to its log."""
+        """Start part `name` (again), its output appended to its log. The part gets SIGTERM
+        when the calling *thread* ends (PR_SET_PDEATHSIG follows the thread): call this
+        from a thread that lives as long as the stack."""
         log = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None  # noqa: SIM115
         try:
             self.parts[name] = subprocess.Popen(
