@@ -154,7 +154,7 @@ class DevStack:
                 log.close()  # the child has its own copy
         return self.parts[name]
 
-    def wait_for_worker(self, timeout: float = 60) -> None:
+    def wait_for_worker(self, timeout: float = 120) -> None:
         wait_until(
             lambda: _worker_is_up(self.redis_url), timeout, "the scheduler worker", self.processes
         )

@@ -3,6 +3,7 @@ environment (the seed's names). The webapp's settings extend these."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
@@ -12,6 +13,27 @@ from runner_image.settings import EnvSettings, GradingSettings, long_random_secr
 
 # A Kubernetes resource quantity, as a runner pod's requests and limits take it ("250m", "1Gi").
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")]
+
+_QUANTITY_SUFFIXES = {
+    "": 1,
+    "m": Decimal("0.001"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """What a Quantity amounts to ("1Gi" -> 1073741824), as kubernetes.utils.parse_quantity
+    says (the unit tests compare the two). Not that function itself: importing the
+    kubernetes package costs a backend worker about 35 MiB (docs/deploy.md, "Sizing")."""
+    number = quantity.rstrip("kKMGTim")
+    return Decimal(number) * _QUANTITY_SUFFIXES[quantity[len(number) :]]
 
 
 SigningSecret = Annotated[SecretStr, AfterValidator(long_random_secret)]
@@ -72,6 +94,10 @@ class SchedulerSettings(BrokerSettings, GradingSettings):
     kubeconfig: str | None = None
     # How often `cloudemy reconcile` makes a pass (runner Jobs, then the backend's sweep).
     reconcile_interval_seconds: int = Field(default=30, ge=1)
+
+    @property
+    def runner_memory_limit_mib(self) -> int:
+        return int(quantity_value(self.runner_memory_limit) / 2**20)
 
     @model_validator(mode="after")
     def _deadlines_in_order(self) -> Self:

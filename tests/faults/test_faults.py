@@ -65,13 +65,14 @@ def flow(
     started = time.monotonic()
     labels: dict[str, str] = {}
     submitted = threading.Event()
+    abandon = threading.Event()
     finished_at: list[float] = []
     errors: list[BaseException] = []
 
     def submit_all() -> None:
         open_ids: set[str] = set()
         try:
-            while len(labels) < count:
+            while len(labels) < count and not abandon.is_set():
                 if open_ids:
                     for submission_id, state in client.states(sorted(open_ids)).items():
                         if state["status"] in FINAL_STATUSES:
@@ -91,8 +92,13 @@ def flow(
 
     sender = threading.Thread(target=submit_all, daemon=True)
     sender.start()
-    note = fault(submitted)
-    sender.join(DRAIN_TIMEOUT)
+    try:
+        note = fault(submitted)
+    except BaseException:
+        abandon.set()  # no submissions may flow on into the next scenario
+        raise
+    finally:
+        sender.join(DRAIN_TIMEOUT)
     if errors:
         raise errors[0]
     assert finished_at, "the submissions were not all sent"
