@@ -32,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 
 from runner_image.contract import (
     UNREPORTED_EXIT_CODE,
+    UNREPORTED_KEY,
     CallbackError,
     InternalApiClient,
     Result,
@@ -146,6 +147,10 @@ class Reconciler:
             pods = self._pods(name)
             if condition.reason != "DeadlineExceeded" and could_not_report(pods):
                 log.info("%s could not report; its submission is left to the sweep", name)
+                try:
+                    self.redis.sadd(UNREPORTED_KEY, submission_id)
+                except redis.RedisError as exc:  # the sweep still finds it once overdue
+                    log.warning("cannot mark %s for a fresh runner: %s", submission_id, exc)
                 outcome.left_to_sweep.append(name)
                 self._remember(job)
                 continue

@@ -6,10 +6,13 @@ which the reconciler calls every RECONCILE_INTERVAL_SECONDS.
   Redis restarted without its append-only file, a worker was killed holding it, the webapp
   died between saving and sending): sent again. Launching is idempotent, so a duplicate
   costs nothing.
+- named in the Redis set UNREPORTED_KEY: its runner exited unable to report (the backend
+  was unreachable) or to read its bundle, as its launcher or the reconciler saw. It gets a
+  fresh runner at once, up to SWEEP_MAX_RELAUNCHES times.
 - `scheduled` or `running` SWEEP_GRACE_SECONDS past RUNNER_MAX_DEADLINE_SECONDS: its runner
-  is gone without a result (it could not reach the backend, found no bundle, or died with
-  its launcher). It gets a fresh runner, up to SWEEP_MAX_RELAUNCHES times; then it ends in
-  `error`.
+  is gone without a result, and nobody could say so (the mark above was lost with Redis, or
+  the runner died with its launcher). It gets a fresh runner, up to SWEEP_MAX_RELAUNCHES
+  times; then it ends in `error`.
 
 Either way a bundle that Redis lost is rebuilt from MongoDB first. Each step claims its
 submission with a conditional update, so two replicas' sweeps never both act on one.
@@ -20,11 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bson import ObjectId
 from kombu.exceptions import KombuError
 from mongoengine.queryset.visitor import Q
 from redis.exceptions import RedisError
 
-from runner_image.contract import Result, Status, bundle_key
+from runner_image.contract import OPEN_STATUSES, UNREPORTED_KEY, Result, Status, bundle_key
 from webapp.grading import build_bundle, send_grading_task
 from webapp.lifecycle import store_result
 from webapp.models import Assignment, Submission, utcnow
@@ -46,9 +50,28 @@ class SweepReport:
 
 def sweep(settings: WebappSettings, services: Services) -> SweepReport:
     report = SweepReport()
+    _relaunch_unreported(settings, services, report)
     _requeue_lost_tasks(settings, services, report)
     _relaunch_or_end_overdue(settings, services, report)
     return report
+
+
+def _relaunch_unreported(settings: WebappSettings, services: Services, report: SweepReport) -> None:
+    for raw in services.redis.smembers(UNREPORTED_KEY):
+        submission_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        submission = (
+            Submission.objects(id=submission_id).first()
+            if ObjectId.is_valid(submission_id)
+            else None
+        )
+        if (
+            submission is not None
+            and submission.status in OPEN_STATUSES
+            and submission.relaunches < settings.sweep_max_relaunches
+        ):
+            _relaunch(submission, settings, services, report)
+        # Done, or nothing more to do now: the overdue pass ends what is left.
+        services.redis.srem(UNREPORTED_KEY, raw)
 
 
 def _requeue_lost_tasks(settings: WebappSettings, services: Services, report: SweepReport) -> None:
@@ -81,35 +104,41 @@ def _relaunch_or_end_overdue(
         & (Q(scheduled_at__lt=cutoff) | Q(scheduled_at=None, started_at__lt=cutoff))
     )
     for submission in late:
-        assignment = Assignment.objects(id=submission.assignment_id).first()
-        if assignment is None:
-            _end(services, submission, "its assignment was deleted before it was graded", report)
-            continue
         if submission.relaunches >= settings.sweep_max_relaunches:
             store_result(
                 services.redis, submission, Result.error("the grading did not finish in time")
             )
             report.overdue.append(str(submission.id))
             continue
-        open_and_unclaimed = Submission.objects(
-            id=submission.id,
-            status__in=[Status.SCHEDULED, Status.RUNNING],
-            relaunches=submission.relaunches,
+        _relaunch(submission, settings, services, report)
+
+
+def _relaunch(
+    submission: Submission, settings: WebappSettings, services: Services, report: SweepReport
+) -> None:
+    """A fresh runner (attempt relaunches + 2), claimed first so that it is sent once; the
+    fresh runner gets a full deadline before the overdue pass looks at it again."""
+    assignment = Assignment.objects(id=submission.assignment_id).first()
+    if assignment is None:
+        _end(services, submission, "its assignment was deleted before it was graded", report)
+        return
+    unclaimed = Submission.objects(
+        id=submission.id, status__in=list(OPEN_STATUSES), relaunches=submission.relaunches
+    )
+    if not unclaimed.update_one(inc__relaunches=1, set__scheduled_at=utcnow()):
+        return
+    try:
+        _restore_bundle(submission, assignment, settings, services, report)
+        send_grading_task(
+            submission, assignment, services, settings, attempt=submission.relaunches + 2
         )
-        if not open_and_unclaimed.update_one(inc__relaunches=1, set__scheduled_at=now):
-            continue
-        try:
-            _restore_bundle(submission, assignment, settings, services, report)
-            send_grading_task(
-                submission, assignment, services, settings, attempt=submission.relaunches + 2
-            )
-        except (RedisError, KombuError, OSError):
-            # Not sent: give the claim back, so that the next pass tries again.
-            Submission.objects(id=submission.id, relaunches=submission.relaunches + 1).update_one(
-                set__relaunches=submission.relaunches, set__scheduled_at=submission.scheduled_at
-            )
-            raise
-        report.relaunched.append(str(submission.id))
+    except (RedisError, KombuError, OSError):
+        # Not sent: give the claim back, so that the next pass tries again.
+        Submission.objects(id=submission.id, relaunches=submission.relaunches + 1).update_one(
+            set__relaunches=submission.relaunches, set__scheduled_at=submission.scheduled_at
+        )
+        raise
+    report.relaunched.append(str(submission.id))
 
 
 def _restore_bundle(

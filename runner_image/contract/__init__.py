@@ -17,6 +17,7 @@ from runner_image.contract.bundle import (
 )
 from runner_image.contract.internal_api import (
     UNREPORTED_EXIT_CODE,
+    UNREPORTED_KEY,
     CallbackError,
     InternalApiClient,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "STAFF_ONLY_METRICS",
     "SYNTAX_ERROR_TAG",
     "UNREPORTED_EXIT_CODE",
+    "UNREPORTED_KEY",
     "AssignmentText",
     "Bundle",
     "BundleMissing",

@@ -20,6 +20,9 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 # Nobody reports an error for it; the backend's sweep gives the submission a fresh runner,
 # its bundle rebuilt from MongoDB if Redis lost it (webapp/sweeper.py).
 UNREPORTED_EXIT_CODE = 75
+# The Redis set where launchers and the reconciler put the submission ids of such runners,
+# so that the sweep sends fresh ones at once instead of after the longest deadline.
+UNREPORTED_KEY = "runners:unreported"
 
 
 class CallbackError(RuntimeError):

@@ -14,6 +14,7 @@ import redis
 
 from runner_image.contract import (
     UNREPORTED_EXIT_CODE,
+    UNREPORTED_KEY,
     CallbackError,
     InternalApiClient,
     Result,
@@ -78,8 +79,11 @@ class LocalLauncher(Launcher):
                 return
             if code == UNREPORTED_EXIT_CODE:
                 # It could not report (or had no bundle): an error now would end the
-                # submission for a fault of the platform; the sweep sends a fresh runner.
+                # submission for a fault of the platform; the sweep sends a fresh runner,
+                # at its next pass when this mark gets through, else once it is overdue.
                 log.warning("runner for %s could not report; left to the sweep", submission_id)
+                with contextlib.suppress(redis.RedisError):
+                    self.redis.sadd(UNREPORTED_KEY, submission_id)
                 return
             reason = f"the runner exited with code {code}"
         log.error("runner for %s: %s", submission_id, reason)

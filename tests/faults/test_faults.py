@@ -61,6 +61,7 @@ def flow(
     The fault runs in the test's own thread because whatever it starts again (a worker, a
     redis-server) is tied to the thread that started it: the dev stack's children get
     SIGTERM when their parent thread ends (PR_SET_PDEATHSIG)."""
+    client.wait_final(list(Client.everything), DRAIN_TIMEOUT)  # earlier scenarios' leftovers
     stored_before, conflicts_before = stored_results(faults.stack, faults.metrics_token)
     started = time.monotonic()
     labels: dict[str, str] = {}

@@ -335,6 +335,8 @@ def test_the_watcher_reports_a_runner_that_failed_but_not_one_that_could_not_rep
     )
 
     assert bool(posts) is reported
+    marked = shared_redis.smembers("runners:unreported")
+    assert marked == ({SUBMISSION_ID.encode()} if code == 75 else set())
     if reported:
         assert posts[0][1].status == "error"
         assert f"code {code}" in posts[0][1].feedback

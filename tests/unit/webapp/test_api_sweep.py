@@ -9,6 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from runner_image.contract import (
     RESULT_TOKEN_HEADER,
+    UNREPORTED_KEY,
     Bundle,
     bundle_key,
     submission_token,
@@ -191,3 +192,30 @@ def test_sweep_needs_its_own_token(sweep, submission_id, secret):
     # The sweep token is no longer the submission token of a submission named "sweep".
     assert sweep(token=submission_token(secret, "sweep")).status_code == 401
     assert sweep().status_code == 200
+
+
+def test_a_runner_marked_unreported_gets_a_fresh_runner_at_the_next_pass(
+    sweep, submission_id, fake_redis, celery
+):
+    """Its launcher saw it exit unable to report: no need to wait for the deadline."""
+    _age(submission_id, status="running", scheduled_at=utcnow(), started_at=utcnow())
+    fake_redis.sadd(UNREPORTED_KEY, submission_id)
+
+    report = sweep().get_json()
+
+    assert report["relaunched"] == [submission_id]
+    assert celery.calls[-1]["kwargs"]["attempt"] == 2
+    assert fake_redis.smembers(UNREPORTED_KEY) == set()
+    assert Submission.objects(id=submission_id).first().relaunches == 1
+    assert sweep().get_json() == EMPTY_REPORT
+
+
+def test_an_unreported_mark_of_a_final_or_spent_submission_is_dropped(
+    sweep, submission_id, fake_redis, celery, settings
+):
+    _age(submission_id, status="running", relaunches=settings.sweep_max_relaunches)
+    fake_redis.sadd(UNREPORTED_KEY, submission_id, "not-an-id", "65a0000000000000000000ff")
+
+    assert sweep().get_json()["relaunched"] == []
+    assert fake_redis.smembers(UNREPORTED_KEY) == set()
+    assert len(celery.calls) == 1
