@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sys
@@ -20,7 +19,9 @@ from cloudemy_dev.demo_data import (
     SOLUTIONS,
 )
 from cloudemy_dev.devstack import StackFailed, dev_stack
+from cloudemy_dev.settings import DevSettings
 from runner_image.contract import FINAL_STATUSES, Verdict
+from runner_image.settings import ConfigError
 
 EXPECTED_VERDICTS = {
     "correct": Verdict.ACCEPTED,
@@ -87,13 +88,24 @@ def _stop_on(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_dev(port: int) -> int:
+def _dev_settings(**given: object) -> DevSettings | None:
+    try:
+        return DevSettings.from_env(**{k: v for k, v in given.items() if v is not None})
+    except ConfigError as exc:
+        print(f"cloudemy: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
+def run_dev(port: int | None = None) -> int:
     """Until Ctrl-C, SIGTERM or SIGHUP; then every process of the stack is stopped (and
     each also gets SIGTERM should this one die without stopping them)."""
+    settings = _dev_settings(port=port)
+    if settings is None:
+        return 1
     for stop in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _stop_on)
     try:
-        with dev_stack(port=port, redis_url=os.environ.get("REDIS_URL")) as stack:
+        with dev_stack(port=settings.port, redis_url=settings.redis_url) as stack:
             _print_usage(stack.api_url, stack.redis_url)
             signal.pause()
     except StackFailed as exc:
@@ -105,9 +117,12 @@ def run_dev(port: int) -> int:
 
 
 def run_demo() -> int:
+    settings = _dev_settings()
+    if settings is None:
+        return 1
     log_dir = Path(tempfile.mkdtemp(prefix="cloudemy-demo-"))
     print(f"starting Redis, the webapp and the scheduler (logs in {log_dir}) ...", flush=True)
-    with dev_stack(redis_url=os.environ.get("REDIS_URL"), log_dir=log_dir) as stack:
+    with dev_stack(redis_url=settings.redis_url, log_dir=log_dir) as stack:
         headers = login(stack.api_url, DEMO_STUDENT)
         assignment_id = demo_assignment_id(stack.api_url, headers)
         submitted = {}

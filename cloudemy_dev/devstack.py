@@ -122,10 +122,42 @@ def private_redis() -> Iterator[str]:
 
 @dataclass
 class DevStack:
+    """The running stack. Its parts are named (`webapp`, `worker`, `reconciler`) so that a
+    test can kill one and start it again (tests/faults)."""
+
     api_url: str
     redis_url: str
     env: dict[str, str]
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    parts: dict[str, subprocess.Popen] = field(default_factory=dict)
+    log_dir: Path | None = None
+
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        return list(self.parts.values())
+
+    def start(self, name: str) -> subprocess.Popen:
+        """Start part `name` (again), its output appended to its log. The part gets SIGTERM
+        when the calling *thread* ends (PR_SET_PDEATHSIG follows the thread): call this
+        from a thread that lives as long as the stack."""
+        log = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None  # noqa: SIM115
+        try:
+            self.parts[name] = subprocess.Popen(
+                self.commands[name],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT if log else None,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            if log:
+                log.close()  # the child has its own copy
+        return self.parts[name]
+
+    def wait_for_worker(self, timeout: float = 120) -> None:
+        wait_until(
+            lambda: _worker_is_up(self.redis_url), timeout, "the scheduler worker", self.processes
+        )
 
 
 def stack_env(redis_url: str, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -164,8 +196,9 @@ def dev_stack(
     log_dir: Path | None = None,
     worker_concurrency: int = 2,
 ) -> Iterator[DevStack]:
-    """Start Redis (private unless `redis_url` is given), the webapp under gunicorn, and one
-    Celery worker with the local launcher; stop them all on exit."""
+    """Start Redis (private unless `redis_url` is given), the webapp under gunicorn, one
+    Celery worker with the local launcher, and the reconciler, whose passes have the
+    backend sweep what the pipeline dropped (as in production); stop them all on exit."""
     port = port or free_port()
     if port_in_use(port):
         raise StackFailed(
@@ -174,52 +207,36 @@ def dev_stack(
         )
     with _redis_for_stack(redis_url) as url:
         env = stack_env(url, port, extra_env)
-        stack = DevStack(api_url=f"http://127.0.0.1:{port}", redis_url=url, env=env)
-
-        def output(name: str):
-            if log_dir is None:
-                return None
-            return open(log_dir / f"{name}.log", "ab")
-
+        python = [sys.executable, "-m"]
+        stack = DevStack(
+            api_url=f"http://127.0.0.1:{port}",
+            redis_url=url,
+            env=env,
+            log_dir=log_dir,
+            commands={
+                "webapp": [*python, "cloudemy_dev.embedded", "--bind", f"127.0.0.1:{port}"],
+                "worker": [
+                    *python,
+                    "webapp.cli",
+                    "worker",
+                    "--concurrency",
+                    str(worker_concurrency),
+                ],
+                "reconciler": [*python, "webapp.cli", "reconcile"],
+            },
+        )
         try:
-            stack.processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "cloudemy_dev.embedded",
-                        "--bind",
-                        f"127.0.0.1:{port}",
-                    ],
-                    env=env,
-                    stdout=output("webapp"),
-                    stderr=subprocess.STDOUT if log_dir else None,
-                    preexec_fn=_die_with_parent,
-                )
-            )
-            stack.processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "webapp.cli",
-                        "worker",
-                        "--concurrency",
-                        str(worker_concurrency),
-                    ],
-                    env=env,
-                    stdout=output("worker"),
-                    stderr=subprocess.STDOUT if log_dir else None,
-                    preexec_fn=_die_with_parent,
-                )
-            )
+            stack.start("webapp")
+            stack.start("worker")
             wait_until(
                 lambda: requests.get(f"{stack.api_url}/readyz", timeout=2).ok,
                 60,
                 "the webapp",
                 stack.processes,
             )
-            wait_until(lambda: _worker_is_up(url), 60, "the scheduler worker", stack.processes)
+            stack.wait_for_worker()
+            # After the webapp: its first pass calls the backend at once.
+            stack.start("reconciler")
             yield stack
         finally:
             for process in reversed(stack.processes):

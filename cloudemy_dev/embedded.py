@@ -13,6 +13,7 @@ from flask import Flask
 from pymongo.database import Database
 
 from cloudemy_dev.demo_data import seed_demo_data
+from cloudemy_dev.settings import DevSettings
 from webapp import create_app
 from webapp.server import run_gunicorn
 from webapp.services import EMBEDDED_MONGO_SCHEME, connect_mongo, make_services
@@ -34,9 +35,10 @@ def connect_embedded_mongo(settings: WebappSettings) -> Database:
     return mongoengine.get_db()
 
 
-def embedded_app(settings: WebappSettings) -> Flask:
+def embedded_app(settings: WebappSettings, seed: bool) -> Flask:
     app = create_app(settings, make_services(settings, connect_embedded_mongo(settings)))
-    seed_demo_data()
+    if seed:
+        seed_demo_data()
     return app
 
 
@@ -46,8 +48,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args()
     settings = WebappSettings.from_env()
+    seed = DevSettings.from_env().seeds(settings.mongo_uri)
     # One worker: the stand-in's data lives in one process; more would split it.
-    run_gunicorn(lambda: embedded_app(settings), args.bind, workers=1, threads=args.threads)
+    run_gunicorn(lambda: embedded_app(settings, seed), args.bind, workers=1, threads=args.threads)
 
 
 if __name__ == "__main__":

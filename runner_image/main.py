@@ -9,8 +9,10 @@ import sys
 from dataclasses import replace
 
 import redis
+from redis.exceptions import RedisError
 
 from runner_image.contract import (
+    UNREPORTED_EXIT_CODE,
     Bundle,
     BundleMissing,
     CallbackError,
@@ -84,23 +86,24 @@ def build_result(settings: RunnerSettings, bundle: Bundle) -> Result:
 
 
 def _grade_submission(settings: RunnerSettings) -> Result:
-    """Never raises: whatever goes wrong becomes an error result the backend can store."""
+    """Raises BundleMissing or RedisError when there is nothing to grade yet (Redis lost the
+    bundle, which the backend rebuilds, or is restarting); whatever else goes wrong becomes
+    an error result the backend can store."""
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
     try:
         bundle = load_bundle(client, settings.submission_id, settings.grading_round)
-    except BundleMissing as exc:
-        log.error("%s", exc)
-        return Result.error("its grading data expired before a runner picked it up")
+    except (BundleMissing, RedisError):
+        raise
     except Exception:
         log.exception("cannot load the bundle of submission %s", settings.submission_id)
-        return Result.error("its grading data could not be read")
+        return Result.error("its grading data could not be read", settings.grading_round)
     finally:
         client.close()
     try:
         return build_result(settings, bundle)
     except Exception:
         log.exception("grading submission %s failed", settings.submission_id)
-        return Result.error("the grader failed unexpectedly")
+        return Result.error("the grader failed unexpectedly", settings.grading_round)
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -129,9 +132,12 @@ def run() -> int:
         # The round the token is scoped to: the backend refuses a result of any other.
         result = _grade_submission(settings).model_copy(update={"round": settings.grading_round})
         client.post_result(submission_id, result)
+    except (BundleMissing, RedisError) as exc:
+        log.error("no bundle to grade (%s); leaving it to the backend's sweep", exc)
+        return UNREPORTED_EXIT_CODE
     except CallbackError as exc:
         log.error("could not report submission %s: %s", submission_id, exc)
-        return 1
+        return UNREPORTED_EXIT_CODE if exc.transient else 1
     finally:
         client.close()
     log.info(

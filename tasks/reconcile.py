@@ -32,6 +32,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from runner_image.contract import (
+    UNREPORTED_EXIT_CODE,
+    UNREPORTED_KEY,
     CallbackError,
     InternalApiClient,
     Result,
@@ -87,6 +89,19 @@ def pod_failure_detail(pods: list[client.V1Pod]) -> str | None:
     return None
 
 
+def could_not_report(pods: list[client.V1Pod]) -> bool:
+    """A runner container ended with UNREPORTED_EXIT_CODE: it could not reach the backend
+    (or found no bundle), which an error result would turn into a lost submission; the
+    backend's sweep gives it a fresh runner instead."""
+    return any(
+        status.state
+        and status.state.terminated
+        and status.state.terminated.exit_code == UNREPORTED_EXIT_CODE
+        for pod in pods
+        for status in (pod.status and pod.status.container_statuses) or ()
+    )
+
+
 @dataclass
 class Reconciliation:
     """One pass, by Job name."""
@@ -94,6 +109,7 @@ class Reconciliation:
     reported: list[str] = field(default_factory=list)
     already_final: list[str] = field(default_factory=list)
     not_reported: list[str] = field(default_factory=list)
+    left_to_sweep: list[str] = field(default_factory=list)
 
 
 class Reconciler:
@@ -105,7 +121,7 @@ class Reconciler:
         backend: BackendFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.api_client = api_client or kube_api_client()
+        self.api_client = api_client or kube_api_client(settings.kubeconfig)
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.redis = redis_client or redis.Redis.from_url(
@@ -135,7 +151,17 @@ class Reconciler:
             submission_id = (job.metadata.labels or {}).get(SUBMISSION_LABEL) or name.removeprefix(
                 "runner-"
             )
-            reason = failure_reason(job, self._pods(name)) or "the runner Job failed"
+            pods = self._pods(name)
+            if condition.reason != "DeadlineExceeded" and could_not_report(pods):
+                log.info("%s could not report; its submission is left to the sweep", name)
+                try:
+                    self.redis.sadd(UNREPORTED_KEY, submission_id)
+                except redis.RedisError as exc:  # the sweep still finds it once overdue
+                    log.warning("cannot mark %s for a fresh runner: %s", submission_id, exc)
+                outcome.left_to_sweep.append(name)
+                self._remember(job)
+                continue
+            reason = failure_reason(job, pods) or "the runner Job failed"
             result = self._report(submission_id, job_round(job), reason)
             getattr(outcome, result).append(name)
             if result != "not_reported":

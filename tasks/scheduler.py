@@ -59,11 +59,13 @@ def schedule_submission(
     failures: int = 0,
     grading_round: int = 0,
     low_priority: bool = False,
+    attempt: int = 1,
 ) -> str | None:
     """`deadline_seconds`: how long its runner may take, sized by the webapp from the
     assignment; a task sent without it gets the longest deadline. `grading_round`: which
     grading of the submission (a task from before rounds is round 0). `low_priority`: a bulk
-    regrade, which leaves launch capacity to submissions."""
+    regrade, which leaves launch capacity to submissions. `attempt` > 1: the backend's sweep
+    asks for a fresh runner, the earlier one never having reported."""
     settings = worker_settings()
     deadline = deadline_seconds or settings.runner_max_deadline_seconds
     backend = backend_for(settings, submission_id, grading_round)
@@ -71,13 +73,18 @@ def schedule_submission(
         "deadline_seconds": deadline_seconds,
         "grading_round": grading_round,
         "low_priority": low_priority,
+        "attempt": attempt,
     }
     retry_options = _retry_options(settings, low_priority)
     label = f"{submission_id} round {grading_round}"
     try:
         try:
             job_name = make_launcher(settings).launch(
-                submission_id, deadline, grading_round=grading_round, low_priority=low_priority
+                submission_id,
+                deadline,
+                grading_round=grading_round,
+                low_priority=low_priority,
+                attempt=attempt,
             )
         except LaunchDeferred as exc:
             log.info("launch of %s deferred %.0f s: %s", label, exc.countdown, exc)

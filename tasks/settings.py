@@ -3,6 +3,7 @@ environment (the seed's names). The webapp's settings extend these."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
@@ -12,6 +13,27 @@ from runner_image.settings import EnvSettings, GradingSettings, long_random_secr
 
 # A Kubernetes resource quantity, as a runner pod's requests and limits take it ("250m", "1Gi").
 Quantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")]
+
+_QUANTITY_SUFFIXES = {
+    "": 1,
+    "m": Decimal("0.001"),
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """What a Quantity amounts to ("1Gi" -> 1073741824), as kubernetes.utils.parse_quantity
+    says (the unit tests compare the two). Not that function itself: importing the
+    kubernetes package costs a backend worker about 35 MiB (docs/deploy.md, "Sizing")."""
+    number = quantity.rstrip("kKMGTim")
+    return Decimal(number) * _QUANTITY_SUFFIXES[quantity[len(number) :]]
 
 
 SigningSecret = Annotated[SecretStr, AfterValidator(long_random_secret)]
@@ -25,11 +47,22 @@ class LauncherKind(StrEnum):
 class BrokerSettings(EnvSettings):
     """What any Celery client needs, and all that Flower gets: the broker and the queue."""
 
-    redis_url: str = "redis://localhost:6379/0"
+    # Required, never defaulted: on a shared host redis://localhost:6379 is somebody else's
+    # Redis, whose queue a worker would consume. `cloudemy dev` sets its own.
+    redis_url: str = Field(pattern=r"^(redis|rediss|unix)://")
     queue_submissions: str = "queue:submissions"
     # Bulk regrades: a queue of their own, consumed by the same worker behind the
     # submissions (tasks.celery_app.REGRADE_PRIORITY).
     queue_regrades: str = "queue:regrades"
+
+
+class FlowerSettings(BrokerSettings):
+    """`cloudemy flower`: the broker, and where Flower listens. Without FLOWER_BASIC_AUTH
+    (which Flower itself reads) it listens on 127.0.0.1 only, unless FLOWER_ADDRESS says."""
+
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_address: str | None = None
+    flower_basic_auth: SecretStr | None = None
 
 
 class SchedulerSettings(BrokerSettings, GradingSettings):
@@ -62,7 +95,15 @@ class SchedulerSettings(BrokerSettings, GradingSettings):
     # How long the API server keeps each watch of runner Jobs open (the launcher's cache);
     # each watch asks for a random time between this and twice this, as client-go does.
     kube_watch_timeout_seconds: int = Field(default=300, ge=1)
+    # The cluster's configuration file; None: the pod's service account in a cluster, else
+    # ~/.kube/config.
+    kubeconfig: str | None = None
+    # How often `cloudemy reconcile` makes a pass (runner Jobs, then the backend's sweep).
     reconcile_interval_seconds: int = Field(default=30, ge=1)
+
+    @property
+    def runner_memory_limit_mib(self) -> int:
+        return int(quantity_value(self.runner_memory_limit) / 2**20)
 
     @model_validator(mode="after")
     def _deadlines_in_order(self) -> Self:

@@ -4,26 +4,27 @@ and the dev stack's dev and demo (which need the `dev` extra)."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from runner_image.settings import ConfigError
+from runner_image.settings import ConfigError, EnvSettings
 from tasks.celery_app import make_celery
-from tasks.settings import BrokerSettings, LauncherKind, SchedulerSettings
-from webapp.settings import WebappSettings
+from tasks.settings import FlowerSettings, LauncherKind, SchedulerSettings
+from webapp.settings import ServeSettings, WebappSettings
 
-S = TypeVar("S", BrokerSettings, SchedulerSettings, WebappSettings)
+S = TypeVar("S", bound=EnvSettings)
 
 
-def _settings(kind: type[S]) -> S:
-    """The settings, or a one-line error naming every bad variable (exit code 1)."""
+def _settings(kind: type[S], **options: Any) -> S:
+    """The settings, or a one-line error naming every bad variable (exit code 1). Command
+    line `options` that were given win over the environment."""
+    given = {name: value for name, value in options.items() if value is not None}
     try:
-        return kind.from_env()
+        return kind.from_env(**given)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -35,22 +36,15 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="0.0.0.0", show_default=True)
-@click.option("--port", default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000")
-@click.option(
-    "--workers", default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")), show_default="2"
-)
+@click.option("--port", type=int, default=None, help="Default: PORT, else 8000.")
+@click.option("--workers", type=int, default=None, help="Default: WEB_CONCURRENCY, else 2.")
 @click.option("--threads", default=8, show_default=True)
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the REST API with gunicorn."""
+def serve(host: str, port: int | None, workers: int | None, threads: int) -> None:
+    """Serve the REST API with gunicorn. Every setting is checked before gunicorn starts."""
     from webapp.server import serve as run_server
-    from webapp.services import require_real_mongo
 
-    settings = _settings(WebappSettings)
-    try:
-        require_real_mongo(settings)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    run_server(settings, f"{host}:{port}", workers, threads)
+    settings = _settings(ServeSettings, port=port, web_concurrency=workers)
+    run_server(settings, f"{host}:{settings.port}", settings.web_concurrency, threads)
 
 
 @main.command()
@@ -106,7 +100,8 @@ def reconcile(interval: float | None, once: bool) -> None:
                 outcome = Reconciler(settings).run_once()
                 click.echo(
                     f"reported {len(outcome.reported)}, already final "
-                    f"{len(outcome.already_final)}, not reported {len(outcome.not_reported)}"
+                    f"{len(outcome.already_final)}, not reported {len(outcome.not_reported)}, "
+                    f"left to the sweep {len(outcome.left_to_sweep)}"
                 )
                 failed = bool(outcome.not_reported)
             try:
@@ -124,31 +119,26 @@ def reconcile(interval: float | None, once: bool) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option(
-    "--port",
-    type=int,
-    default=lambda: int(os.environ.get("FLOWER_PORT", "5555")),
-    show_default="FLOWER_PORT or 5555",
-)
+@click.option("--port", type=int, default=None, help="Default: FLOWER_PORT, else 5555.")
 @click.option(
     "--address",
     default=None,
-    help="Default: 0.0.0.0 when FLOWER_BASIC_AUTH is set, else 127.0.0.1 (no open, "
-    "unauthenticated Flower).",
+    help="Default: FLOWER_ADDRESS, else 0.0.0.0 when FLOWER_BASIC_AUTH is set, else "
+    "127.0.0.1 (no open, unauthenticated Flower).",
 )
 @click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
-def flower(port: int, address: str | None, flower_args: tuple[str, ...]) -> None:
+def flower(port: int | None, address: str | None, flower_args: tuple[str, ...]) -> None:
     """Run Flower against the configured broker (REDIS_URL). Flower reads FLOWER_* variables,
     e.g. FLOWER_BASIC_AUTH=user:password; other Flower options pass through. It needs no
     secret of the scheduler's: only the broker settings are read."""
-    celery_app = make_celery(_settings(BrokerSettings))
-
-    if address is None:
-        address = os.environ.get("FLOWER_ADDRESS") or (
-            "0.0.0.0" if os.environ.get("FLOWER_BASIC_AUTH") else "127.0.0.1"
-        )
+    settings = _settings(FlowerSettings, flower_port=port, flower_address=address)
+    celery_app = make_celery(settings)
+    address = settings.flower_address or ("0.0.0.0" if settings.flower_basic_auth else "127.0.0.1")
     sys.exit(
-        celery_app.start(["flower", f"--port={port}", f"--address={address}", *flower_args]) or 0
+        celery_app.start(
+            ["flower", f"--port={settings.flower_port}", f"--address={address}", *flower_args]
+        )
+        or 0
     )
 
 
@@ -250,13 +240,8 @@ def _dev_tools():
 
 
 @main.command()
-@click.option(
-    "--port",
-    type=int,
-    default=lambda: int(os.environ.get("PORT", "8000")),
-    show_default="PORT or 8000",
-)
-def dev(port: int) -> None:
+@click.option("--port", type=int, default=None, help="Default: PORT, else 8000.")
+def dev(port: int | None) -> None:
     """Run everything on this machine (embedded MongoDB stand-in and Redis when not given)."""
     sys.exit(_dev_tools().run_dev(port))
 

@@ -66,14 +66,21 @@ def enqueue_grading(
 
 
 def send_grading_task(
-    submission: Submission, assignment: Assignment, services: Services, settings: WebappSettings
+    submission: Submission,
+    assignment: Assignment,
+    services: Services,
+    settings: WebappSettings,
+    attempt: int = 1,
 ) -> None:
     """Submissions and single regrades on QUEUE_SUBMISSIONS; a bulk regrade's rounds
-    (`low_priority`) on QUEUE_REGRADES at REGRADE_PRIORITY, behind every submission."""
+    (`low_priority`) on QUEUE_REGRADES at REGRADE_PRIORITY, behind every submission.
+    `attempt` > 1 asks for a fresh runner (the sweep's, after one never reported)."""
     deadline = runner_deadline_seconds(len(assignment.tests), assignment.time_limit_ms, settings)
     kwargs: dict[str, object] = {"deadline_seconds": deadline}
     if submission.round:
         kwargs["grading_round"] = submission.round
+    if attempt > 1:
+        kwargs["attempt"] = attempt
     options: dict[str, object] = {"queue": settings.queue_submissions}
     if submission.low_priority:
         kwargs["low_priority"] = True

@@ -233,6 +233,7 @@ def start_round(
         "round_started_at": now,
         "enqueued_at": now,
         "low_priority": low_priority,
+        "relaunches": 0,
     } | dict.fromkeys((*_CLEARED, *_CLEARED_TIMES))
     # An update, not a find-and-modify: one round trip, and the new state is known here.
     updated = Submission.objects(

@@ -157,6 +157,8 @@ class Submission(me.Document):
     tests = me.ListField(me.DictField())
     metrics = me.DictField()
     job_name = me.StringField(null=True)
+    # Fresh runners the sweep sent after one never reported (webapp/sweeper.py).
+    relaunches = me.IntField(default=0)
     result_digest = me.StringField(null=True)
     created_at = me.DateTimeField(default=utcnow)
     enqueued_at = me.DateTimeField(default=utcnow)  # last time its task was sent

@@ -317,8 +317,12 @@ class SweepOut(Out):
     """Ids of the submissions each pass acted on."""
 
     requeued: list[str] = Field(description="queued too long: the task was sent again")
-    expired: list[str] = Field(description="the bundle was gone: ended in `error`")
-    overdue: list[str] = Field(description="outlived every deadline: ended in `error`")
+    relaunched: list[str] = Field(description="their runner never reported: a fresh runner")
+    rebuilt: list[str] = Field(description="bundles Redis had lost, rebuilt from MongoDB")
+    expired: list[str] = Field(description="could not be graded any more: ended in `error`")
+    overdue: list[str] = Field(
+        description="past their deadline, every fresh runner spent: ended in `error`"
+    )
 
 
 class ExtensionOut(Out):

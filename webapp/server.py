@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -43,8 +44,16 @@ def run_gunicorn(load_app: Callable[[], Flask], bind: str, workers: int, threads
             "timeout": 60,
             "accesslog": "-",
             "errorlog": "-",
+            "pre_fork": _freeze_imported_objects,
         },
     ).run()
+
+
+def _freeze_imported_objects(server: Any, worker: Any) -> None:
+    """Everything the master has imported moves to the collector's permanent generation
+    before the fork: the worker's collections then never write to those objects, so their
+    pages stay shared with the master instead of being copied into every worker."""
+    gc.freeze()
 
 
 def serve(settings: WebappSettings, bind: str, workers: int, threads: int) -> None:

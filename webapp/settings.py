@@ -9,6 +9,7 @@ import limits
 from pydantic import AfterValidator, Field, field_validator
 from pydantic_settings import NoDecode
 
+from runner_image.settings import EnvSettings
 from tasks.settings import SchedulerSettings, SigningSecret
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:3000", "http://cloudemy.local")
@@ -71,10 +72,39 @@ class WebappSettings(SchedulerSettings):
     # STATS_ALERT_MIN_STUDENTS of them were judged.
     stats_alert_share: float = Field(default=0.4, gt=0, le=1)
     stats_alert_min_students: int = Field(default=10, ge=1)
+    # The sweep (webapp/sweeper.py, a pass per RECONCILE_INTERVAL_SECONDS): a submission
+    # still `queued` this long after its task was sent is sent again; one `scheduled` or
+    # `running` this long past RUNNER_MAX_DEADLINE_SECONDS (its runner started, never
+    # reported) gets a fresh runner up to SWEEP_MAX_RELAUNCHES times, then ends in `error`.
+    sweep_requeue_after_seconds: int = Field(default=600, ge=1)
+    sweep_grace_seconds: int = Field(default=600, ge=0)
+    sweep_max_relaunches: int = Field(default=1, ge=0, le=5)
 
     @field_validator("cors_origins", "runner_languages", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+class ServerSettings(EnvSettings):
+    """Where `cloudemy serve` and `cloudemy dev` listen, and how many gunicorn workers
+    `serve` runs (see docs/deploy.md, "Sizing", for why 2)."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    web_concurrency: int = Field(default=2, ge=1, le=64)
+
+
+class ServeSettings(WebappSettings, ServerSettings):
+    """Everything `cloudemy serve` needs, checked together before gunicorn starts."""
+
+    @field_validator("mongo_uri")
+    @classmethod
+    def _a_real_mongodb(cls, value: str) -> str:
+        if value.startswith("mongomock://"):
+            raise ValueError(
+                "mongomock:// is the in-process stand-in of `cloudemy dev`; a served backend "
+                "needs a real MongoDB (mongodb://...)"
+            )
         return value

@@ -16,7 +16,12 @@ from runner_image.contract.bundle import (
     bundle_key,
     tag_key,
 )
-from runner_image.contract.internal_api import CallbackError, InternalApiClient
+from runner_image.contract.internal_api import (
+    UNREPORTED_EXIT_CODE,
+    UNREPORTED_KEY,
+    CallbackError,
+    InternalApiClient,
+)
 from runner_image.contract.result import (
     ALL_TESTS_METRICS,
     STAFF_ONLY_METRICS,
@@ -50,6 +55,8 @@ __all__ = [
     "RESULT_TOKEN_HEADER",
     "STAFF_ONLY_METRICS",
     "SYNTAX_ERROR_TAG",
+    "UNREPORTED_EXIT_CODE",
+    "UNREPORTED_KEY",
     "AssignmentText",
     "Bundle",
     "BundleMissing",

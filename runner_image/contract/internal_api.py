@@ -15,6 +15,15 @@ from runner_image.contract.tokens import RESULT_TOKEN_HEADER
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
+# How a runner ends when it could not deliver its report (the backend unreachable or
+# failing after every retry) or found no bundle to grade: EX_TEMPFAIL, "try again later".
+# Nobody reports an error for it; the backend's sweep gives the submission a fresh runner,
+# its bundle rebuilt from MongoDB if Redis lost it (webapp/sweeper.py).
+UNREPORTED_EXIT_CODE = 75
+# The Redis set where launchers and the reconciler put the submission ids of such runners,
+# so that the sweep sends fresh ones at once instead of after the longest deadline.
+UNREPORTED_KEY = "runners:unreported"
+
 
 class CallbackError(RuntimeError):
     """The backend refused or never acknowledged a report."""
@@ -22,6 +31,11 @@ class CallbackError(RuntimeError):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+    @property
+    def transient(self) -> bool:
+        """The backend was unreachable or failing, not refusing this report."""
+        return self.status_code is None or self.status_code in RETRY_STATUSES
 
 
 class InternalApiClient:

@@ -22,11 +22,15 @@ class LaunchDeferred(Exception):
         self.countdown = countdown
 
 
-def runner_name(submission_id: str, grading_round: int = 0) -> str:
+def runner_name(submission_id: str, grading_round: int = 0, attempt: int = 1) -> str:
     """`runner-<id>` for a submission's first grading (the seed's name), `runner-<id>-r<n>`
-    for regrade round n: each round is a runner (a Job, a process) of its own, launched once."""
-    base = f"runner-{submission_id}"
-    return base if grading_round == 0 else f"{base}-r{grading_round}"
+    for regrade round n: each round is a runner (a Job, a process) of its own, launched once.
+    A fresh runner that the sweep sends after one never reported adds `-<attempt>`, so
+    launching stays idempotent per attempt."""
+    name = f"runner-{submission_id}"
+    if grading_round:
+        name += f"-r{grading_round}"
+    return name if attempt == 1 else f"{name}-{attempt}"
 
 
 def llm_gateway_url(backend_internal_url: str, submission_id: str) -> str:
@@ -75,8 +79,10 @@ class Launcher(ABC):
         deadline_seconds: int,
         grading_round: int = 0,
         low_priority: bool = False,
+        attempt: int = 1,
     ) -> str:
-        """Start the runner for round `grading_round` of `submission_id` once, to be stopped
-        after `deadline_seconds`; return its name. Launching an already launched round is a
-        success, not a second runner. A `low_priority` launch (a bulk regrade) leaves room
-        for submissions where the launcher counts runners in flight."""
+        """Start runner number `attempt` for round `grading_round` of `submission_id` once,
+        to be stopped after `deadline_seconds`; return its name. Launching an already
+        launched round and attempt is a success, not a second runner. A `low_priority`
+        launch (a bulk regrade) leaves room for submissions where the launcher counts
+        runners in flight."""

@@ -93,16 +93,18 @@ def runner_job(
     env: Mapping[str, str],
     deadline_seconds: int,
     grading_round: int = 0,
+    attempt: int = 1,
 ) -> client.V1Job:
     """The Job `runner-<id>` (`runner-<id>-r<n>` for regrade round n, labelled with its
-    round). `env` is the launcher's runner_env(); the result token in it is
-    not copied into the Job: the container reads it from the Job's own Secret (same name).
+    round; `-<attempt>` added for a fresh runner the sweep sent). `env` is the launcher's
+    runner_env(); the result token in it is not copied into the Job: the container reads it
+    from the Job's own Secret (same name).
     With LLM feedback on, `env` also has LLM_API_KEY, which is that same token (the runner
     calls the backend's LLM gateway with it): it comes from the same Secret. No other
     Secret is mounted, so no long-lived key is ever in a pod that runs student code."""
     if not _SUBMISSION_ID.fullmatch(submission_id):
         raise ValueError(f"submission id {submission_id!r} cannot name a Kubernetes Job")
-    name = runner_name(submission_id, grading_round)
+    name = runner_name(submission_id, grading_round, attempt)
     if not _JOB_NAME.fullmatch(name):
         raise ValueError(f"{name!r} cannot name a Kubernetes Job (a DNS label of 63 characters)")
     labels = runner_labels(submission_id, grading_round)

@@ -65,11 +65,10 @@ log = logging.getLogger(__name__)
 IN_FLIGHT_FIELDS = "status.successful=0"
 
 
-def kube_api_client() -> client.ApiClient:
-    """KUBECONFIG when it is set, else the pod's service account, else ~/.kube/config.
-    urllib3 retries are off: the scheduler task owns the retry policy."""
+def kube_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """`kubeconfig` (KUBECONFIG) when it is set, else the pod's service account, else
+    ~/.kube/config. urllib3 retries are off: the scheduler task owns the retry policy."""
     configuration = client.Configuration()
-    kubeconfig = os.environ.get("KUBECONFIG")
     try:
         if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config(client_configuration=configuration)
@@ -106,7 +105,7 @@ class KubernetesLauncher(Launcher):
         api_client: client.ApiClient | None = None,
     ) -> None:
         super().__init__(settings)
-        self.api_client = api_client or kube_api_client()
+        self.api_client = api_client or kube_api_client(settings.kubeconfig)
         self.batch = client.BatchV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.namespace = settings.k8s_namespace
@@ -132,13 +131,14 @@ class KubernetesLauncher(Launcher):
         deadline_seconds: int,
         grading_round: int = 0,
         low_priority: bool = False,
+        attempt: int = 1,
     ) -> str:
-        name = runner_name(submission_id, grading_round)
+        name = runner_name(submission_id, grading_round, attempt)
         self._respect_throttling(name)
         env = self.runner_env(submission_id, grading_round)
         try:
             job = self._create_or_find_job(
-                submission_id, env, deadline_seconds, grading_round, low_priority
+                submission_id, env, deadline_seconds, grading_round, low_priority, attempt
             )
             if job is not None:
                 self._ensure_token_secret(job, env[TOKEN_KEY])
@@ -173,10 +173,11 @@ class KubernetesLauncher(Launcher):
         deadline: int,
         grading_round: int = 0,
         low_priority: bool = False,
+        attempt: int = 1,
     ) -> TrackedJob | None:
         """The Job in flight for this submission and round (created now, or found), or None
         when it exists and has finished."""
-        name = runner_name(submission_id, grading_round)
+        name = runner_name(submission_id, grading_round, attempt)
         # The watch's first LIST may take two request timeouts (connect, then read).
         jobs = self.reflector.synced_jobs(timeout=2 * self.timeout + 1)
         in_flight = jobs.get(name)
@@ -195,7 +196,7 @@ class KubernetesLauncher(Launcher):
                 countdown=self.settings.launch_defer_seconds,
             )
         try:
-            job = runner_job(self.settings, submission_id, env, deadline, grading_round)
+            job = runner_job(self.settings, submission_id, env, deadline, grading_round, attempt)
         except ValueError as exc:
             raise LaunchError(str(exc)) from exc
         try:

@@ -12,7 +12,13 @@ import threading
 
 import redis
 
-from runner_image.contract import CallbackError, InternalApiClient, Result
+from runner_image.contract import (
+    UNREPORTED_EXIT_CODE,
+    UNREPORTED_KEY,
+    CallbackError,
+    InternalApiClient,
+    Result,
+)
 from tasks.launchers.base import Launcher, LaunchError, runner_name
 from tasks.settings import SchedulerSettings
 
@@ -36,10 +42,11 @@ class LocalLauncher(Launcher):
         deadline_seconds: int,
         grading_round: int = 0,
         low_priority: bool = False,
+        attempt: int = 1,
     ) -> str:
         """No cap on local runners, so `low_priority` changes nothing here: the queue order
         (bulk regrades on their own, lower-priority queue) is what keeps them behind."""
-        name = runner_name(submission_id, grading_round)
+        name = runner_name(submission_id, grading_round, attempt)
         try:
             first = self.redis.set(f"launched:{name}", "1", nx=True, ex=LAUNCH_MARK_TTL_SECONDS)
         except redis.RedisError as exc:
@@ -83,6 +90,14 @@ class LocalLauncher(Launcher):
             reason = f"the runner did not finish within its deadline of {deadline} s"
         else:
             if code == 0:
+                return
+            if code == UNREPORTED_EXIT_CODE:
+                # It could not report (or had no bundle): an error now would end the
+                # submission for a fault of the platform; the sweep sends a fresh runner,
+                # at its next pass when this mark gets through, else once it is overdue.
+                log.warning("runner for %s could not report; left to the sweep", submission_id)
+                with contextlib.suppress(redis.RedisError):
+                    self.redis.sadd(UNREPORTED_KEY, submission_id)
                 return
             reason = f"the runner exited with code {code}"
         log.error("runner for %s: %s", submission_id, reason)

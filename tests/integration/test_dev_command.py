@@ -1,5 +1,7 @@
-"""`cloudemy dev` as a user runs it: it refuses a busy port at once, and whatever ends it
-(Ctrl-C, SIGTERM, SIGHUP, even SIGKILL) leaves no process of its stack behind."""
+"""`cloudemy dev` as a user runs it: it refuses a busy port at once, runs every part of the
+stack (the reconciler too: its sweeps recover what the pipeline drops, see tests/faults),
+and whatever ends it (Ctrl-C, SIGTERM, SIGHUP, even SIGKILL) leaves no process of its stack
+behind."""
 
 from __future__ import annotations
 
@@ -37,6 +39,13 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _start_dev(port: int) -> subprocess.Popen:
@@ -78,7 +87,11 @@ def test_a_busy_port_is_refused_at_once():
 def test_ending_cloudemy_dev_leaves_no_process_of_its_stack(stop):
     dev = _start_dev(free_port())
     stack = _descendants(dev.pid)
-    assert len(stack) >= 3  # redis-server, gunicorn and its worker, the Celery worker
+    commands = [_command_line(pid) for pid in stack]
+    assert any("redis-server" in command for command in commands), commands
+    assert any("cloudemy_dev.embedded" in command for command in commands), commands
+    assert any("webapp.cli worker" in command for command in commands), commands
+    assert any("webapp.cli reconcile" in command for command in commands), commands
 
     dev.send_signal(stop)
     dev.wait(60)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flask import Blueprint, g, jsonify
-from kubernetes.utils import parse_quantity
 from mongoengine.queryset.visitor import Q
 
 from runner_image.contract import TestCase
@@ -79,7 +78,6 @@ def _language_problem(language: str) -> str | None:
     return language_problem(language) if settings.runner_launcher == LauncherKind.LOCAL else None
 
 
-MIB = 1024 * 1024
 RUNNER_OVERHEAD_MB = 256  # the runner process, a compiler, the JVM's non-heap memory
 
 
@@ -89,7 +87,7 @@ def _check_fits_a_runner(assignment: Assignment) -> None:
     refused up front."""
     settings = app_settings()
     if settings.runner_launcher == LauncherKind.KUBERNETES:
-        pod_mb = int(parse_quantity(settings.runner_memory_limit) / MIB)
+        pod_mb = settings.runner_memory_limit_mib
         if assignment.memory_limit_mb + RUNNER_OVERHEAD_MB > pod_mb:
             raise ApiError(
                 422,

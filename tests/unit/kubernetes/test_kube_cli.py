@@ -29,8 +29,9 @@ def flower(monkeypatch) -> FlowerStarts:
         starts.argv.append(argv)
 
     monkeypatch.setattr(Celery, "start", start)
-    for name in ("FLOWER_BASIC_AUTH", "FLOWER_ADDRESS", "INTERNAL_RESULT_TOKEN", "REDIS_URL"):
+    for name in ("FLOWER_BASIC_AUTH", "FLOWER_ADDRESS", "FLOWER_PORT", "INTERNAL_RESULT_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     return starts
 
 
@@ -65,6 +66,7 @@ def test_reconcile_without_kubernetes_configuration_says_so(monkeypatch, tmp_pat
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.setenv("RUNNER_LAUNCHER", "kubernetes")
     monkeypatch.setenv("INTERNAL_RESULT_TOKEN", "t" * 32)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
 
     result = CliRunner().invoke(main, ["reconcile", "--once"])
 

@@ -23,6 +23,7 @@ from tasks.launchers.job_objects import (
     ROUND_LABEL,
     RUNNER_SELECTOR,
     RUNNER_UIDS,
+    SUBMISSION_LABEL,
     finished_condition,
     job_round,
     runner_job,
@@ -32,6 +33,7 @@ from tasks.launchers.job_objects import (
 from tasks.settings import SchedulerSettings
 
 SECRET = "s" * 40
+REDIS_URL = "redis://redis:6379/0"
 SUBMISSION_ID = "65a0000000000000000000aa"
 NAME = f"runner-{SUBMISSION_ID}"
 # The oldest schema set every allowed kubernetes-validate (>=1.31) ships, and the newest here.
@@ -44,7 +46,11 @@ class _Launcher(Launcher):
 
 
 def _settings(**overrides: Any) -> SchedulerSettings:
-    env = {"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_IMAGE": "registry.example/cloudemy/runner:1"}
+    env = {
+        "INTERNAL_RESULT_TOKEN": SECRET,
+        "REDIS_URL": REDIS_URL,
+        "RUNNER_IMAGE": "registry.example/cloudemy/runner:1",
+    }
     return SchedulerSettings.from_env(env, **overrides)
 
 
@@ -140,7 +146,7 @@ def test_env_per_the_seed_with_the_token_from_the_jobs_own_secret() -> None:
     env = _env(_job())
 
     assert env["SUBMISSION_ID"] == {"name": "SUBMISSION_ID", "value": SUBMISSION_ID}
-    assert env["REDIS_URL"]["value"] == "redis://localhost:6379/0"
+    assert env["REDIS_URL"]["value"] == REDIS_URL
     assert env["BACKEND_INTERNAL_URL"]["value"] == "http://backend:8000/internal"
     assert env["LLM_MODEL"]["value"] == "gpt-4o-mini"
     assert env["RUNNER_REQUIRE_ISOLATION"]["value"] == "strict"
@@ -221,7 +227,7 @@ def test_the_runtime_class_comes_from_the_settings(version: str) -> None:
 
 
 def test_the_runtime_class_is_read_from_its_variable() -> None:
-    env = {"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_RUNTIME_CLASS": "runsc"}
+    env = {"INTERNAL_RESULT_TOKEN": SECRET, "REDIS_URL": REDIS_URL, "RUNNER_RUNTIME_CLASS": "runsc"}
 
     assert SchedulerSettings.from_env(env).runner_runtime_class == "runsc"
     assert (
@@ -232,7 +238,9 @@ def test_the_runtime_class_is_read_from_its_variable() -> None:
 @pytest.mark.parametrize("bad", ["gVisor", "-runsc", "run sc", "a" * 254])
 def test_a_runtime_class_that_is_no_object_name_is_refused(bad: str) -> None:
     with pytest.raises(ConfigError, match="RUNNER_RUNTIME_CLASS"):
-        SchedulerSettings.from_env({"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_RUNTIME_CLASS": bad})
+        SchedulerSettings.from_env(
+            {"INTERNAL_RESULT_TOKEN": SECRET, "REDIS_URL": REDIS_URL, "RUNNER_RUNTIME_CLASS": bad}
+        )
 
 
 @pytest.mark.parametrize("bad_id", ["", "ABC", "a/b", "x" * 57, "-abc", "a_b"])
@@ -360,3 +368,18 @@ def test_a_job_name_past_63_characters_is_refused() -> None:
     assert len(runner_job(settings, longest_id, {}, 120).metadata.name) == 63
     with pytest.raises(ValueError, match="63"):
         runner_job(settings, longest_id, {}, 120, grading_round=1)
+
+
+def test_a_fresh_runner_is_a_job_of_its_own_reading_its_own_secret() -> None:
+    """The sweep's second attempt cannot collide with the first Job (or its Secret)."""
+    settings = _settings()
+    env = _Launcher(settings).runner_env(SUBMISSION_ID)
+    job = client.ApiClient().sanitize_for_serialization(
+        runner_job(settings, SUBMISSION_ID, env, 120, attempt=2)
+    )
+
+    name = f"runner-{SUBMISSION_ID}-2"
+    assert job["metadata"]["name"] == name
+    assert job["metadata"]["labels"][SUBMISSION_LABEL] == SUBMISSION_ID
+    token = _env(job)["INTERNAL_RESULT_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token["name"] == name

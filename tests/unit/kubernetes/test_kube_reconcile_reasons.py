@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from kubernetes import client
 
-from tasks.reconcile import failure_reason, pod_failure_detail
+from tasks.reconcile import could_not_report, failure_reason, pod_failure_detail
 
 
 def _job(reason: str | None, kind: str = "Failed", message: str | None = None) -> client.V1Job:
@@ -75,3 +75,11 @@ def test_pod_detail_skips_clean_exits_and_falls_back_to_the_pod_reason() -> None
 
     assert pod_failure_detail([_pod("Completed", 0)]) is None
     assert pod_failure_detail([evicted]) == "Evicted"
+
+
+def test_a_runner_that_could_not_report_is_told_apart_from_one_that_failed() -> None:
+    """Exit code 75 (the backend unreachable, or no bundle): the reconciler leaves the
+    submission to the backend's sweep, which sends a fresh runner, instead of an error."""
+    assert could_not_report([_pod("Error", 1, created=1), _pod("Error", 75, created=2)])
+    assert not could_not_report([_pod("Error", 1), _pod("OOMKilled", 137)])
+    assert not could_not_report([])

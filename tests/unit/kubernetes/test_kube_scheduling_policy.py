@@ -37,6 +37,7 @@ class ScriptedLauncher:
         deadline_seconds: int,
         grading_round: int = 0,
         low_priority: bool = False,
+        attempt: int = 1,
     ) -> str:
         self.calls += 1
         assert deadline_seconds == DEADLINE
@@ -162,6 +163,7 @@ def test_a_retry_is_a_celery_retry_not_a_failure(monkeypatch, settings) -> None:
         "failures": 0,
         "grading_round": 0,
         "low_priority": False,
+        "attempt": 1,
     }
     assert message["queue"] == settings.queue_submissions
     assert "priority" not in message
@@ -194,7 +196,7 @@ def test_a_deferred_bulk_regrade_stays_on_the_low_priority_queue(monkeypatch, se
     finally:
         scheduler.schedule_submission.pop_request()
     ((message,),) = [sent]
-    assert message["kwargs"] == kwargs | {"failures": 0}
+    assert message["kwargs"] == kwargs | {"failures": 0, "attempt": 1}
     assert message["queue"] == settings.queue_regrades == "queue:regrades"
     assert message["priority"] == REGRADE_PRIORITY
 

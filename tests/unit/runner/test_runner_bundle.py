@@ -8,13 +8,16 @@ from types import SimpleNamespace
 
 import fakeredis
 import pytest
+import redis
 from pydantic import ValidationError
 
 from runner_image import main
 from runner_image.contract import (
+    UNREPORTED_EXIT_CODE,
     AssignmentText,
     Bundle,
     BundleMissing,
+    CallbackError,
     Compare,
     FeedbackSettings,
     Result,
@@ -193,9 +196,101 @@ def test_the_runner_reads_its_bundle_from_redis_url(monkeypatch, store, runner_r
     assert seen == [(SETTINGS, EXPECTED)]
 
 
-def test_an_expired_bundle_is_an_error_result_not_a_crash(monkeypatch, runner_redis):
+def test_a_missing_bundle_is_not_graded(monkeypatch, runner_redis):
     monkeypatch.setattr(main, "build_result", lambda s, b: pytest.fail("nothing to grade"))
-    result = main._grade_submission(SETTINGS)
-    assert result.status == "error"
-    assert result.verdict == "internal_error"
-    assert "expired" in result.metrics["error"]
+
+    with pytest.raises(BundleMissing):
+        main._grade_submission(SETTINGS)
+
+
+class _Backend:
+    """main's InternalApiClient: records the reports, or fails them with `error`."""
+
+    def __init__(self, error: CallbackError | None = None) -> None:
+        self.error = error
+        self.reports: list[str] = []
+
+    def __call__(self, base_url: str, token: str, retries: int) -> _Backend:
+        return self
+
+    def post_status(self, submission_id: str, status: Status) -> None:
+        self.reports.append(str(status))
+
+    def post_result(self, submission_id: str, result: Result) -> None:
+        if self.error is not None:
+            raise self.error
+        self.reports.append(str(result.status))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def run_with(monkeypatch):
+    """main.run() with the test's backend and grading, in this process."""
+    monkeypatch.setattr(main, "make_non_dumpable", lambda: None)
+    monkeypatch.setattr(main.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(main.RunnerSettings, "take_from_environment", lambda: SETTINGS)
+
+    def run(backend: _Backend, grade) -> int:
+        monkeypatch.setattr(main, "InternalApiClient", backend)
+        monkeypatch.setattr(main, "_grade_submission", grade)
+        return main.run()
+
+    return run
+
+
+def _missing(settings):
+    raise BundleMissing("no grading bundle for submission sub-1 in Redis")
+
+
+def test_a_runner_without_a_bundle_reports_no_error_and_exits_for_a_fresh_runner(run_with):
+    """Redis lost it (restarted without its append-only file): the backend's sweep rebuilds
+    it from MongoDB and sends a fresh runner; an error would lose the submission."""
+    backend = _Backend()
+
+    assert run_with(backend, _missing) == UNREPORTED_EXIT_CODE
+    assert backend.reports == ["running"]
+
+
+def test_a_runner_that_cannot_reach_redis_reports_no_error(run_with):
+    """Redis restarting: the bundle is still there, just not now."""
+    backend = _Backend()
+
+    def unreachable(settings):
+        raise redis.exceptions.ConnectionError("Error 111 connecting to redis:6379")
+
+    assert run_with(backend, unreachable) == UNREPORTED_EXIT_CODE
+    assert backend.reports == ["running"]
+
+
+def test_a_runner_that_cannot_reach_the_backend_exits_for_a_fresh_runner(run_with):
+    backend = _Backend(CallbackError("POST ... failed: connection refused"))
+    graded = Result(status=Status.GRADED, score=10.0, max_score=10.0)
+
+    assert run_with(backend, lambda settings: graded) == UNREPORTED_EXIT_CODE
+
+
+@pytest.mark.parametrize("status", [401, 404, 409, 413])
+def test_a_runner_whose_report_is_refused_exits_1(run_with, status):
+    """A refusal is an answer, not an outage: a fresh runner would be refused too."""
+    backend = _Backend(CallbackError("POST ... -> refused", status_code=status))
+    graded = Result(status=Status.GRADED, score=10.0, max_score=10.0)
+
+    assert run_with(backend, lambda settings: graded) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_a_runner_whose_backend_keeps_failing_exits_for_a_fresh_runner(run_with, status):
+    backend = _Backend(CallbackError("POST ... -> failing", status_code=status))
+    graded = Result(status=Status.GRADED, score=10.0, max_score=10.0)
+
+    assert run_with(backend, lambda settings: graded) == UNREPORTED_EXIT_CODE
+
+
+def test_a_runner_that_reports_exits_0(run_with):
+    backend = _Backend()
+    graded = Result(status=Status.GRADED, score=10.0, max_score=10.0)
+
+    assert run_with(backend, lambda settings: graded) == 0
+    assert backend.reports == ["running", "graded"]

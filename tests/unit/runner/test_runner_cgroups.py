@@ -177,9 +177,7 @@ def test_peak_memory_and_cpu_time_are_read_from_the_counters(cgroup):
     assert cgroup.cpu_ms() == 1234
 
 
-def test_the_runners_own_share_is_left_out_of_the_peak_and_raises_the_limit(
-    cgroupfs, monkeypatch
-):
+def test_the_runners_own_share_is_left_out_of_the_peak_and_raises_the_limit(cgroupfs, monkeypatch):
     """Inside, the runner's memory in use when a run starts is not the run's: the limit
     gives the run its whole budget above it, and the peak counts from it."""
     cgroup = RunCgroup.create(memory_bytes=256 * MIB, max_processes=12, root=cgroupfs.root)
@@ -304,9 +302,7 @@ def test_relax_lifts_every_limit_between_runs(cgroupfs, cgroup):
     assert read(cgroup, "memory", "memory.limit_in_bytes") == str(32 * MIB)
 
 
-def test_what_was_in_the_cgroup_before_a_run_is_neither_listed_nor_killed(
-    cgroupfs, monkeypatch
-):
+def test_what_was_in_the_cgroup_before_a_run_is_neither_listed_nor_killed(cgroupfs, monkeypatch):
     """A process the runner had started before (a test process's own server) is no part
     of the run."""
     cgroup = RunCgroup.create(memory_bytes=256 * MIB, max_processes=12, root=cgroupfs.root)

@@ -50,6 +50,7 @@ def test_runner_env_carries_a_per_submission_token_not_the_secret():
         internal_result_token=SECRET,
         secret_key="k" * 32,
         mongo_uri="mongodb://mongo:27017",
+        redis_url="redis://redis:6379/0",
         llm_api_key="sk-not-in-the-env",
     )
     env = _NoopLauncher(settings).runner_env(SUBMISSION_ID)
@@ -273,7 +274,13 @@ def test_make_launcher_local():
 def test_an_unknown_launcher_is_refused_with_the_settings():
     """Before any launch: the worker does not start on RUNNER_LAUNCHER=docker."""
     with pytest.raises(ConfigError, match="RUNNER_LAUNCHER='docker'"):
-        SchedulerSettings.from_env({"INTERNAL_RESULT_TOKEN": SECRET, "RUNNER_LAUNCHER": "docker"})
+        SchedulerSettings.from_env(
+            {
+                "INTERNAL_RESULT_TOKEN": SECRET,
+                "REDIS_URL": "redis://redis:6379/0",
+                "RUNNER_LAUNCHER": "docker",
+            }
+        )
     with pytest.raises(ConfigError, match="RUNNER_LAUNCHER"):
         _settings(runner_launcher="docker")
 
@@ -341,3 +348,60 @@ def test_a_failed_regrade_runner_is_reported_for_its_round(shared_redis, popen, 
     assert token == submission_token(SECRET, SUBMISSION_ID, 2)
     assert result.status == "error" and result.round == 2
     assert "exited with code 3" in result.metrics["error"]
+
+
+def test_a_fresh_runner_for_a_later_attempt_is_started_under_its_own_name(shared_redis, popen):
+    launcher = LocalLauncher(_settings(), redis_client=shared_redis)
+
+    first = launcher.launch(SUBMISSION_ID, 120)
+    fresh = launcher.launch(SUBMISSION_ID, 120, attempt=2)
+    again = launcher.launch(SUBMISSION_ID, 120, attempt=2)
+
+    assert (first, fresh, again) == (
+        f"runner-{SUBMISSION_ID}",
+        f"runner-{SUBMISSION_ID}-2",
+        f"runner-{SUBMISSION_ID}-2",
+    )
+    assert len(popen.calls) == 2
+
+
+@dataclass
+class _EndedProcess:
+    code: int
+    pid: int = 4243
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.code
+
+
+@pytest.mark.parametrize(("code", "reported"), [(0, False), (75, False), (1, True), (-9, True)])
+def test_the_watcher_reports_a_runner_that_failed_but_not_one_that_could_not_report(
+    shared_redis, monkeypatch, code, reported
+):
+    """Exit code 75: the runner could not reach the backend (or had no bundle). An error
+    reported now would end the submission for the platform's fault; the sweep sends a
+    fresh runner instead."""
+    posts: list[tuple[str, Any]] = []
+
+    class _Client:
+        def __init__(self, base_url: str, token: str) -> None:
+            pass
+
+        def post_result(self, submission_id: str, result: Any) -> None:
+            posts.append((submission_id, result))
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(local_module, "InternalApiClient", _Client)
+
+    LocalLauncher(_settings(), redis_client=shared_redis)._watch(
+        _EndedProcess(code), SUBMISSION_ID, 120
+    )
+
+    assert bool(posts) is reported
+    marked = shared_redis.smembers("runners:unreported")
+    assert marked == ({SUBMISSION_ID.encode()} if code == 75 else set())
+    if reported:
+        assert posts[0][1].status == "error"
+        assert f"code {code}" in posts[0][1].feedback

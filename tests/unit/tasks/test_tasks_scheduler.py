@@ -63,6 +63,7 @@ class _Launcher:
         deadline_seconds: int,
         grading_round: int = 0,
         low_priority: bool = False,
+        attempt: int = 1,
     ) -> str:
         self.launches += 1
         self.deadlines.append(deadline_seconds)

@@ -1,9 +1,16 @@
 """Fixtures for the webapp unit tests: the real app factory, given its services explicitly:
 a mongomock database (the dev stand-in, cloudemy_dev.embedded), fakeredis, and a recorder in
-place of the Celery producer, so nothing leaves the process."""
+place of the Celery producer, so nothing leaves the process.
+
+Every test that uses the database runs twice: on mongomock, and on a real MongoDB when
+MONGO_TEST_URI names one (a fresh database per test, dropped after it), so that what the
+stand-in accepts and MongoDB refuses (index builds, atomic updates, aggregations) is caught
+wherever a MongoDB exists. Without MONGO_TEST_URI the second runs are skipped, and the end
+of the run says so (docs/deploy.md, "Testing against a real MongoDB")."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +32,7 @@ from webapp import create_app
 from webapp.blueprints.accounts import create_user
 from webapp.courses import enrol
 from webapp.models import Course, User
-from webapp.services import Services
+from webapp.services import Services, connect_mongo
 from webapp.settings import WebappSettings
 
 RESULT_SECRET = "t" * 32
@@ -78,8 +85,18 @@ def make_settings(**overrides: Any) -> WebappSettings:
     return WebappSettings.from_env({}, **values)
 
 
-@pytest.fixture
-def settings() -> WebappSettings:
+MONGO_TEST_URI = os.environ.get("MONGO_TEST_URI", "").strip()
+NO_REAL_MONGODB = "MONGO_TEST_URI is not set: these tests ran on mongomock only"
+MONGO_BACKENDS = [
+    "mongomock",
+    pytest.param("mongodb", marks=pytest.mark.skipif(not MONGO_TEST_URI, reason=NO_REAL_MONGODB)),
+]
+
+
+@pytest.fixture(params=MONGO_BACKENDS)
+def settings(request: pytest.FixtureRequest) -> WebappSettings:
+    if request.param == "mongodb":
+        return make_settings(mongo_uri=MONGO_TEST_URI)
     return make_settings()
 
 
@@ -92,9 +109,29 @@ def settings_with(settings: WebappSettings) -> Callable[..., WebappSettings]:
 
 @pytest.fixture
 def database(settings: WebappSettings) -> Iterator[Database]:
-    """mongoengine's default connection, on an in-process mongomock database of its own."""
-    yield connect_embedded_mongo(settings)
-    mongoengine.disconnect()
+    """mongoengine's default connection, on a database of the test's own: in-process
+    (mongomock), or on the real MongoDB of MONGO_TEST_URI, dropped afterwards."""
+    if settings.mongo_uri.startswith("mongomock://"):
+        yield connect_embedded_mongo(settings)
+        mongoengine.disconnect()
+        return
+    database = connect_mongo(settings)
+    try:
+        yield database
+    finally:
+        database.client.drop_database(settings.db_name)
+        mongoengine.disconnect()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not MONGO_TEST_URI:
+        terminalreporter.write_sep(
+            "!",
+            "the API and lifecycle tests did NOT run against a real MongoDB: set "
+            "MONGO_TEST_URI (docs/deploy.md)",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture

@@ -153,6 +153,7 @@ def test_a_malformed_limit_is_a_config_error_naming_it(value):
         WebappSettings.from_env(
             {
                 "MONGO_URI": "mongodb://db",
+                "REDIS_URL": "redis://redis:6379/0",
                 "INTERNAL_RESULT_TOKEN": "t" * 32,
                 "SECRET_KEY": "s" * 32,
                 "RATE_LIMIT_LOGIN": value,

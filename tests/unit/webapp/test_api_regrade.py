@@ -15,7 +15,6 @@ from tasks.celery_app import REGRADE_PRIORITY
 from webapp import lifecycle
 from webapp.blueprints.llm_gateway import budget_key
 from webapp.models import AttemptCounter, Submission, utcnow
-from webapp.sweeper import REQUEUE_AFTER
 
 QUEUE = "queue:submissions"
 REGRADES = "queue:regrades"
@@ -520,14 +519,16 @@ def test_the_broker_failing_mid_bulk_is_503_with_the_count_queued(
 
 
 def test_the_sweeper_resends_a_stale_regrade_round_on_its_own_queue(
-    graded, bulk, instructor, assignment, celery, client, secret
+    graded, bulk, instructor, assignment, celery, client, secret, settings
 ):
     from runner_image.contract import RESULT_TOKEN_HEADER, sweep_token
 
     submission_id = graded()
     bulk(instructor, assignment["id"])
     Submission.objects(id=submission_id).update_one(
-        set__enqueued_at=utcnow() - REQUEUE_AFTER - timedelta(minutes=1)
+        set__enqueued_at=utcnow()
+        - timedelta(seconds=settings.sweep_requeue_after_seconds)
+        - timedelta(minutes=1)
     )
     sent = len(celery.calls)
 

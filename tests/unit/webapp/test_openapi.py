@@ -25,11 +25,7 @@ def served_operations(app: Flask, internal: bool) -> set[tuple[str, str]]:
 
 
 def documented_operations(document: dict) -> set[tuple[str, str]]:
-    return {
-        (method.upper(), path)
-        for path, item in document["paths"].items()
-        for method in item
-    }
+    return {(method.upper(), path) for path, item in document["paths"].items() for method in item}
 
 
 @pytest.mark.parametrize(

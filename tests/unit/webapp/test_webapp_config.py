@@ -17,6 +17,7 @@ from webapp.settings import DEFAULT_CORS_ORIGINS, WebappSettings
 
 REQUIRED = {
     "MONGO_URI": "mongodb://db:27017",
+    "REDIS_URL": "redis://redis:6379/0",
     "INTERNAL_RESULT_TOKEN": "t" * 32,
     "SECRET_KEY": "s" * 32,
 }
@@ -40,7 +41,6 @@ def test_defaults():
     settings = WebappSettings.from_env(REQUIRED)
 
     assert settings.db_name == "cloudemy"
-    assert settings.redis_url == "redis://localhost:6379/0"
     assert settings.queue_submissions == "queue:submissions"
     assert settings.cors_origins == DEFAULT_CORS_ORIGINS
     assert DEFAULT_CORS_ORIGINS == ("http://localhost:3000", "http://cloudemy.local")
@@ -145,7 +145,7 @@ def test_an_empty_variable_counts_as_unset(variable, field, default):
     assert getattr(settings, field) == default
 
 
-@pytest.mark.parametrize("variable", ["MONGO_URI", "SECRET_KEY", "INTERNAL_RESULT_TOKEN"])
+@pytest.mark.parametrize("variable", sorted(REQUIRED))
 def test_a_required_variable_that_is_empty_is_not_set(variable):
     message = _config_error({**REQUIRED, variable: ""})
 
@@ -211,7 +211,7 @@ def test_a_bad_value_is_a_config_error_naming_its_variable(variable, raw):
     assert not any(re.search(_names(name), message) for name in others), message
 
 
-@pytest.mark.parametrize("variable", ["MONGO_URI", "SECRET_KEY", "INTERNAL_RESULT_TOKEN"])
+@pytest.mark.parametrize("variable", sorted(REQUIRED))
 def test_a_missing_required_variable_is_a_config_error_naming_it(variable):
     env = {name: value for name, value in REQUIRED.items() if name != variable}
 
@@ -231,6 +231,7 @@ def test_every_problem_is_reported_at_once():
     message = _config_error(
         {
             "INTERNAL_RESULT_TOKEN": "t" * 32,
+            "REDIS_URL": "redis://redis:6379/0",
             "SECRET_KEY": "short",
             "MAX_CODE_BYTES": "lots",
             "RUNNER_LAUNCHER": "docker",
@@ -251,6 +252,7 @@ def test_secret_values_are_never_repeated_in_the_message():
         WebappSettings.from_env(
             {
                 "MONGO_URI": "mongodb://db:27017",
+                "REDIS_URL": "redis://redis:6379/0",
                 "SECRET_KEY": "hunter2",
                 "INTERNAL_RESULT_TOKEN": "swordfish",
                 "LLM_API_KEY": "sk-live-key",
