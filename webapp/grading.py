@@ -4,15 +4,24 @@ Every grading round (the first, and each regrade) goes through here the same way
 from __future__ import annotations
 
 import contextlib
+import logging
 
+from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from runner_image.contract import AssignmentText, Bundle, bundle_key
 from tasks.celery_app import REGRADE_PRIORITY, SCHEDULE_TASK
 from tasks.launchers.deadline import runner_deadline_seconds
+from webapp.errors import ApiError
+from webapp.lifecycle import fail_unqueued
 from webapp.models import Assignment, Submission
 from webapp.services import Services
 from webapp.settings import WebappSettings
+
+log = logging.getLogger(__name__)
+
+# What sending a task can raise when the broker is unreachable.
+QUEUE_ERRORS = (RedisError, KombuError, OSError)
 
 
 def assignment_bundle(assignment: Assignment) -> Bundle:
@@ -93,3 +102,23 @@ def discard_bundle(submission_id: object, services: Services, grading_round: int
     never sent) should not hold Redis memory until its TTL."""
     with contextlib.suppress(RedisError):
         services.redis.delete(bundle_key(submission_id, grading_round))
+
+
+def queue_new_submission(
+    submission: Submission, assignment: Assignment, services: Services, settings: WebappSettings
+) -> None:
+    """Grade a just-saved submission (a student's or a reference), or end it in `error` at
+    once, its attempt given back, and answer 503: nothing waits for a task never sent."""
+    try:
+        enqueue_grading(submission, assignment, services, settings)
+    except QUEUE_ERRORS as exc:
+        log.error("could not queue submission %s: %s", submission.id, exc)
+        discard_bundle(submission.id, services)
+        fail_unqueued(services.redis, submission)
+        raise queue_unavailable() from exc
+
+
+def queue_unavailable(details: dict[str, object] | None = None) -> ApiError:
+    return ApiError(
+        503, "queue_unavailable", "the grading queue is unavailable; please retry", details
+    )

@@ -24,15 +24,20 @@ from collections.abc import Iterable, Iterator
 
 from bson import ObjectId
 from flask import Blueprint, g, jsonify
-from kombu.exceptions import KombuError
-from redis.exceptions import RedisError
 
 from runner_image.contract import FINAL_STATUSES, Bundle, Status, Verdict
 from webapp.access import can_edit, is_staff_of
 from webapp.auth import login_required, object_id_or_404
 from webapp.errors import ApiError, not_found, parse_body
-from webapp.grading import assignment_bundle, discard_bundle, enqueue_grading
-from webapp.lifecycle import abandon_round, fail_unqueued, round_started, start_round
+from webapp.grading import (
+    QUEUE_ERRORS,
+    assignment_bundle,
+    discard_bundle,
+    enqueue_grading,
+    queue_new_submission,
+    queue_unavailable,
+)
+from webapp.lifecycle import abandon_round, round_started, start_round
 from webapp.limits import limiter, signed_in_user
 from webapp.models import Assignment, Submission, User
 from webapp.openapi import operation, public_api
@@ -45,7 +50,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("regrade", __name__, url_prefix="/api")
 
-QUEUE_ERRORS = (RedisError, KombuError, OSError)
 # Submissions read per query of a bulk regrade: bounded memory for any class size.
 BATCH = 500
 
@@ -59,12 +63,6 @@ def _staff_assignment_or_404(user: User, assignment_id: str) -> Assignment:
     if not is_staff_of(user, assignment):
         raise not_found("assignment")
     return assignment
-
-
-def _queue_unavailable(details: dict[str, object] | None = None) -> ApiError:
-    return ApiError(
-        503, "queue_unavailable", "the grading queue is unavailable; please retry", details
-    )
 
 
 def _queue_round(
@@ -81,7 +79,7 @@ def _queue_round(
         log.error("could not queue round %d of %s: %s", started.round, started.id, exc)
         discard_bundle(started.id, services(), started.round)
         abandon_round(services().redis, previous)
-        raise _queue_unavailable() from exc
+        raise queue_unavailable() from exc
     return started
 
 
@@ -276,13 +274,7 @@ def _new_reference(assignment: Assignment, code: str) -> Submission:
         is_reference=True,
     )
     reference.save()
-    try:
-        enqueue_grading(reference, assignment, services(), app_settings())
-    except QUEUE_ERRORS as exc:
-        log.error("could not queue reference %s: %s", reference.id, exc)
-        discard_bundle(reference.id, services())
-        fail_unqueued(services().redis, reference)
-        raise _queue_unavailable() from exc
+    queue_new_submission(reference, assignment, services(), app_settings())
     return reference
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from functools import cache
 
 from bson import ObjectId
 from flask import Blueprint, g, jsonify, request
-from kombu.exceptions import KombuError
-from redis.exceptions import RedisError
 
 from webapp.access import is_staff_of
 from webapp.attempts import reserve_attempt
@@ -17,8 +14,7 @@ from webapp.auth import login_required, object_id_or_404
 from webapp.blueprints.assignments import visible_assignment_or_404
 from webapp.deadlines import Lateness, lateness, student_deadlines
 from webapp.errors import ApiError, not_found, parse_body
-from webapp.grading import discard_bundle, enqueue_grading
-from webapp.lifecycle import fail_unqueued
+from webapp.grading import queue_new_submission
 from webapp.limits import limiter, signed_in_user
 from webapp.models import Assignment, Extension, Submission, User, utcnow
 from webapp.openapi import operation, public_api
@@ -28,8 +24,6 @@ from webapp.schemas import SubmissionCreateBody
 from webapp.serializers import iso, submission_json
 from webapp.services import app_settings, services
 from webapp.stats_store import refresh_after_submit
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("submissions", __name__, url_prefix="/api")
 
@@ -117,15 +111,7 @@ def create_submission(assignment_id: str):
         penalty_percent=late.penalty_percent,
     )
     submission.save()
-    try:
-        enqueue_grading(submission, assignment, services(), app_settings())
-    except (RedisError, KombuError, OSError) as exc:
-        log.error("could not queue submission %s: %s", submission.id, exc)
-        discard_bundle(submission.id, services())
-        fail_unqueued(services().redis, submission)
-        raise ApiError(
-            503, "queue_unavailable", "the grading queue is unavailable; please retry"
-        ) from exc
+    queue_new_submission(submission, assignment, services(), app_settings())
     refresh_after_submit(submission)
     response = jsonify(submission_json(submission, assignment, is_instructor=False).json_body())
     response.headers["Location"] = f"/api/submissions/{submission.id}"
