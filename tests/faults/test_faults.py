@@ -22,7 +22,7 @@ import pytest
 import requests
 from bson import ObjectId
 
-from cloudemy_dev.devstack import free_port, stop_process, wait_until
+from cloudemy_dev.devstack import StackFailed, free_port, stop_process, wait_until
 from runner_image.contract import (
     FINAL_STATUSES,
     RESULT_TOKEN_HEADER,
@@ -325,15 +325,26 @@ def test_a_runner_that_hangs_ends_in_error_at_its_deadline(faults, client):
 
 def test_the_worker_killed_again_and_again_loses_nothing(faults, client):
     def kill_repeatedly(stop: threading.Event) -> str:
-        """Each worker lives KILL_EVERY_SECONDS once up, holding tasks when it dies."""
-        kills = 0
+        """Each worker lives KILL_EVERY_SECONDS once up, holding tasks when it dies. One
+        that does not come up within a minute is killed and started again, as a liveness
+        probe would have it."""
+        kills = stuck = 0
         while not stop.wait(KILL_EVERY_SECONDS):
             kill_worker(faults.stack)
             kills += 1
-            time.sleep(0.5)
-            faults.stack.start("worker")
-            faults.stack.wait_for_worker()
-        return f"worker SIGKILLed {kills} times, {KILL_EVERY_SECONDS} s after each start"
+            for attempt in range(3):
+                time.sleep(0.5)
+                faults.stack.start("worker")
+                try:
+                    faults.stack.wait_for_worker(timeout=60)
+                    break
+                except StackFailed:
+                    if attempt == 2:
+                        raise
+                    stuck += 1
+                    kill_worker(faults.stack)
+        restarted = f"; {stuck} restarts that did not come up were started again" if stuck else ""
+        return f"worker SIGKILLed {kills} times, {KILL_EVERY_SECONDS} s after each start{restarted}"
 
     figures = record(
         flow(faults, client, WORKER_KILL_SUBMISSIONS, kill_repeatedly),
