@@ -47,12 +47,16 @@ def pss_mib(pid: int) -> float:
 
 def start(argv: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(
-        lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok,
-        60,
-        "the backend",
-        [process],
-    )
+    try:
+        wait_until(
+            lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok,
+            180,
+            "the backend",
+            [process],
+        )
+    except BaseException:
+        stop_process(process)
+        raise
     time.sleep(2)  # let the worker settle after its first request
     return process
 

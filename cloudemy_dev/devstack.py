@@ -230,7 +230,7 @@ def dev_stack(
             stack.start("worker")
             wait_until(
                 lambda: requests.get(f"{stack.api_url}/readyz", timeout=2).ok,
-                60,
+                120,  # a part that dies is reported at once; a slow machine is given time
                 "the webapp",
                 stack.processes,
             )
