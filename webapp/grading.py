@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator, Sequence
 
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
@@ -72,6 +73,30 @@ def enqueue_grading(
         ex=settings.bundle_ttl_seconds,
     )
     send_grading_task(submission, assignment, services, settings)
+
+
+def enqueue_gradings(
+    submissions: Sequence[Submission],
+    assignment: Assignment,
+    services: Services,
+    settings: WebappSettings,
+    base: Bundle | None = None,
+) -> Iterator[Submission]:
+    """Grade many submissions' current rounds (a bulk regrade): every bundle in one Redis
+    round trip, then one task each; yields each submission once its task is sent, so a
+    caller meeting the broker's error knows which were queued."""
+    base = base or assignment_bundle(assignment)
+    with services.redis.pipeline(transaction=False) as pipe:
+        for submission in submissions:
+            pipe.set(
+                bundle_key(submission.id, submission.round),
+                build_bundle(submission, assignment, base).model_dump_json(),
+                ex=settings.bundle_ttl_seconds,
+            )
+        pipe.execute()
+    for submission in submissions:
+        send_grading_task(submission, assignment, services, settings)
+        yield submission
 
 
 def send_grading_task(

@@ -34,6 +34,7 @@ from webapp.grading import (
     assignment_bundle,
     discard_bundle,
     enqueue_grading,
+    enqueue_gradings,
     queue_new_submission,
     queue_unavailable,
 )
@@ -65,16 +66,15 @@ def _staff_assignment_or_404(user: User, assignment_id: str) -> Assignment:
     return assignment
 
 
-def _queue_round(
-    previous: Submission, assignment: Assignment, low_priority: bool, base: Bundle | None = None
-) -> Submission | None:
-    """Start the next round of `previous` and queue it; None when it is still being graded.
-    When the round cannot be queued, the previous result is put back and 503 raised."""
-    started = start_round(services().redis, previous, assignment.max_score, low_priority)
+def _queue_round(previous: Submission, assignment: Assignment) -> Submission | None:
+    """Start the next round of `previous` and queue it on the submissions' queue; None when
+    it is still being graded. When the round cannot be queued, the previous result is put
+    back and 503 raised."""
+    started = start_round(services().redis, previous, assignment.max_score)
     if started is None:
         return None
     try:
-        enqueue_grading(started, assignment, services(), app_settings(), base)
+        enqueue_grading(started, assignment, services(), app_settings())
     except QUEUE_ERRORS as exc:
         log.error("could not queue round %d of %s: %s", started.round, started.id, exc)
         discard_bundle(started.id, services(), started.round)
@@ -119,7 +119,7 @@ def regrade_submission(submission_id: str):
         if submission.user_id == g.user.id:
             raise ApiError(403, "forbidden", "only the assignment's staff may regrade")
         raise not_found("submission")
-    started = _queue_round(submission, assignment, low_priority=False)
+    started = _queue_round(submission, assignment)
     if started is None:
         submission.reload()
         raise _in_flight(submission)
@@ -196,8 +196,38 @@ def _reference_first(assignment: Assignment, force: bool) -> ReferenceOut | None
             )
         return shown
     if reference.status in FINAL_STATUSES:
-        reference = _queue_round(reference, assignment, low_priority=False) or reference
+        reference = _queue_round(reference, assignment) or reference
     return _reference_json(reference, assignment)
+
+
+def _queue_batch(previous: list[Submission], assignment: Assignment, base: Bundle) -> list[str]:
+    """Start the next round of each final submission of `previous` (low priority), then
+    queue them all at once: none starts grading (and competes with this request) before the
+    batch is queued. Returns the ids still being graded, which were left alone. When the
+    broker fails, those not queued yet get their previous result back and 503 is raised
+    (`details.queued`: how many of this batch were queued)."""
+    redis = services().redis
+    started: list[tuple[Submission, Submission]] = []
+    in_flight: list[str] = []
+    for submission in previous:
+        next_round = start_round(redis, submission, assignment.max_score, low_priority=True)
+        if next_round is None:
+            in_flight.append(str(submission.id))
+        else:
+            started.append((submission, next_round))
+    queued = 0
+    try:
+        for _ in enqueue_gradings(
+            [s for _, s in started], assignment, services(), app_settings(), base
+        ):
+            queued += 1
+    except QUEUE_ERRORS as exc:
+        log.error("bulk regrade of %s stopped after %d: %s", assignment.id, queued, exc)
+        for before, after in started[queued:]:
+            discard_bundle(after.id, services(), after.round)
+            abandon_round(redis, before)
+        raise queue_unavailable({"queued": queued}) from exc
+    return in_flight
 
 
 @bp.post("/assignments/<assignment_id>/regrade")
@@ -225,16 +255,14 @@ def regrade_assignment(assignment_id: str):
     base = assignment_bundle(assignment)
     queued, skipped = 0, []
     for batch in _batches(_scope_ids(assignment, body.scope)):
-        for submission in Submission.objects(id__in=batch).order_by("created_at"):
-            try:
-                started = _queue_round(submission, assignment, low_priority=True, base=base)
-            except ApiError as exc:
-                exc.details = {"queued": queued}
-                raise
-            if started is None:
-                skipped.append(str(submission.id))
-            else:
-                queued += 1
+        submissions = list(Submission.objects(id__in=batch).order_by("created_at"))
+        try:
+            in_flight = _queue_batch(submissions, assignment, base)
+        except ApiError as exc:
+            exc.details = {"queued": queued + exc.details["queued"]}
+            raise
+        skipped += in_flight
+        queued += len(submissions) - len(in_flight)
     log.info(
         "bulk regrade of assignment %s (%s) by %s: %d queued, %d in flight",
         assignment.id,
@@ -306,7 +334,7 @@ def put_reference(assignment_id: str):
     current = latest_reference(assignment)
     if current is not None and current.code == body.code:
         # Being graded already: that grading answers this request too.
-        reference = _queue_round(current, assignment, low_priority=False) or current
+        reference = _queue_round(current, assignment) or current
     else:
         reference = _new_reference(assignment, body.code)
     response = jsonify(_reference_json(reference, assignment).json_body())
