@@ -78,7 +78,7 @@ def api_client(url: str) -> client.ApiClient:
 
 def launcher(url: str) -> KubernetesLauncher:
     settings = SchedulerSettings.from_env(
-        {},
+        {"REDIS_URL": "redis://127.0.0.1:1/0"},  # required; a Kubernetes launch never uses it
         internal_result_token="b" * 40,
         k8s_namespace=NAMESPACE,
         max_running_jobs=10 * IN_FLIGHT,

@@ -55,8 +55,12 @@ def api() -> Iterator[FakeKubeApi]:
 
 
 def _settings(**overrides: Any) -> SchedulerSettings:
+    # The Kubernetes launcher itself never reaches Redis; the setting is required.
     return SchedulerSettings.from_env(
-        {}, internal_result_token=SECRET, k8s_namespace=NAMESPACE, **overrides
+        {"REDIS_URL": "redis://127.0.0.1:1/0"},
+        internal_result_token=SECRET,
+        k8s_namespace=NAMESPACE,
+        **overrides,
     )
 
 

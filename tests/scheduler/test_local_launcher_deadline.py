@@ -23,7 +23,9 @@ def test_local_runner_past_its_deadline_is_killed_and_reported():
     backend = FakeInternalApi()
     try:
         settings = SchedulerSettings.from_env(
-            {}, internal_result_token=SECRET, backend_internal_url=backend.url
+            {"REDIS_URL": "redis://127.0.0.1:1/0"},  # the launcher gets a fake Redis below
+            internal_result_token=SECRET,
+            backend_internal_url=backend.url,
         )
         launcher = LocalLauncher(settings, redis_client=fakeredis.FakeRedis())
         runner = subprocess.Popen(["sleep", "60"], start_new_session=True)
