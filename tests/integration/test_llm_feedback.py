@@ -203,7 +203,8 @@ def test_an_injection_gets_its_test_score_and_no_accusation(llm, instructor, stu
     assignment = create_assignment(instructor, rubric="Clear names.", rubric_weight=0.0)
     result = graded(student, assignment, INJECTED)
 
-    assert result["score"] == 66.67
+    # Suspected: provisional until staff review it; the student sees the tests' part.
+    assert (result["tests_score"], result["score_state"]) == (66.67, "provisional")
     assert "injection" not in str(result).lower()
     assert "suspected_injection" not in result["fail_tags"]
 
