@@ -61,17 +61,21 @@ def set_staff_role(course_id: ObjectId, user_id: ObjectId, role: CourseRole) -> 
     )
 
 
-def create_course(owner: User, title: str, is_default: bool = False) -> Course:
+def _save_with_new_join_code(course: Course) -> Course:
     for _ in range(5):
-        course = Course(title=title, owner_id=owner.id, is_default=is_default)
         course.join_code = new_join_code()
         try:
             course.save()
         except NotUniqueError:
             continue  # a join code already in use: draw again
-        set_staff_role(course.id, owner.id, CourseRole.INSTRUCTOR)
         return course
     raise RuntimeError("could not draw an unused join code")
+
+
+def create_course(owner: User, title: str, is_default: bool = False) -> Course:
+    course = _save_with_new_join_code(Course(title=title, owner_id=owner.id, is_default=is_default))
+    set_staff_role(course.id, owner.id, CourseRole.INSTRUCTOR)
+    return course
 
 
 def default_course(owner: User) -> Course:
@@ -81,14 +85,7 @@ def default_course(owner: User) -> Course:
 
 
 def rotate_join_code(course: Course) -> Course:
-    for _ in range(5):
-        course.join_code = new_join_code()
-        try:
-            course.save()
-        except NotUniqueError:
-            continue
-        return course
-    raise RuntimeError("could not draw an unused join code")
+    return _save_with_new_join_code(course)
 
 
 def courses_of(user: User) -> dict[ObjectId, CourseRole]:
