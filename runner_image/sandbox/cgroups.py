@@ -163,7 +163,7 @@ class RunCgroup:
     def prepare(self, memory_bytes: int, max_processes: int) -> None:
         """Limits for the next run, and its counters from now. No run is in the cgroup.
         The runner's own tasks count against the process cap while it is inside."""
-        usage = int(self._read("memory", "memory.usage_in_bytes"))
+        usage = self._unreclaimable_usage()
         if self.entered:
             memory_bytes += usage
             max_processes += int(self._read("pids", "pids.current"))
@@ -180,6 +180,17 @@ class RunCgroup:
         self._usage_before = usage
         self._write("cpuacct", "cpuacct.usage", 0)
         self._own_cpu_before = _own_cpu_ms()
+
+    def _unreclaimable_usage(self) -> int:
+        """What the cgroup holds that the kernel cannot give a run: its usage less the file
+        cache on the LRU lists. The cache the runner and earlier runs left behind (files
+        written, compilers read) is charged here too; counted as the runner's share, it
+        would let a run take that much beyond its limit once the kernel reclaims it. The
+        limit written below it makes the kernel reclaim the cache before the run starts."""
+        usage = int(self._read("memory", "memory.usage_in_bytes"))
+        stat = dict(line.split() for line in self._read("memory", "memory.stat").splitlines())
+        file_cache = int(stat.get("active_file", 0)) + int(stat.get("inactive_file", 0))
+        return max(usage - file_cache, 0)
 
     def relax(self) -> None:
         """No limits between runs: the runner's own work (the LLM step after grading)

@@ -63,10 +63,11 @@ def test_submission_goes_queued_running_graded_with_the_right_score(stack, new_s
 
     seen, result = statuses_until_final(student, response.json()["id"])
 
-    assert seen[0] == "queued"
+    # The first poll may already find it scheduled: the worker can be that quick.
+    lifecycle = ["queued", "scheduled", "running", "graded"]
+    assert seen == sorted(seen, key=lifecycle.index), seen
     assert "running" in seen
     assert seen[-1] == "graded"
-    assert seen.index("running") < seen.index("graded")
     assert result["score"] == 100
     assert result["verdict"] == "accepted"
     assert [t["verdict"] for t in result["tests"]] == ["accepted", "accepted"]

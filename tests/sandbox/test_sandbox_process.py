@@ -229,6 +229,21 @@ def test_resource_limits_are_applied(run, isolation):
     assert result.max_rss_kb <= 128 * 1024
 
 
+def test_file_cache_the_runner_left_is_no_extra_memory_for_a_run(run, isolation):
+    """Cache of files the runner wrote is charged to its cgroup; once the kernel reclaims
+    it, a run must not get that much beyond its limit."""
+    if not isolation.cgroup:
+        pytest.skip("rlimits cap the address space itself; no cache is charged to them")
+    limits = Limits(cpu_ms=1500, wall_ms=5000, memory_mb=128)
+    with tempfile.TemporaryFile(dir="/var/tmp") as cache:
+        for _ in range(256):
+            cache.write(secrets.token_bytes(1024 * 1024))
+        cache.flush()
+        result = run("x = bytearray(256 * 1024 * 1024)", limits=limits)
+    assert result.out_of_memory is True
+    assert result.signal == signal.SIGKILL
+
+
 def test_runs_in_its_own_session(run, isolation):
     """Not in the runner's session, and without a controlling terminal. Under bwrap the
     session is the one bwrap's init (pid 1 of the namespace) started for the program: a
