@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-import openai
 from pydantic import ValidationError
 
 from runner_image.contract import Bundle, Status
@@ -38,8 +37,6 @@ from runner_image.settings import LLM_BUDGET_CAP_SECONDS, RunnerSettings
 log = logging.getLogger("runner.llm")
 
 T = TypeVar("T")
-
-_CONNECT_TIMEOUT_SECONDS = 5.0
 
 OK = "ok"
 NOT_CONFIGURED = "not_configured"
@@ -118,61 +115,6 @@ def run_within(budget_seconds: float, call: Callable[[], T]) -> T:
     return outcome["value"]
 
 
-def _drop_retry_after(response: Any) -> None:
-    """httpx response hook. A Retry-After of minutes would stall grading; the client's own
-    short backoff applies instead."""
-    for name in ("retry-after", "retry-after-ms"):
-        if name in response.headers:
-            del response.headers[name]
-
-
-def _complete(
-    settings: RunnerSettings,
-    per_attempt: float,
-    messages: list[dict[str, str]],
-    schema: dict[str, Any],
-) -> Any:
-    extra: dict[str, Any] = {}
-    if settings.llm_max_output_tokens:
-        extra["max_completion_tokens"] = settings.llm_max_output_tokens
-    http_client = openai.DefaultHttpxClient(event_hooks={"response": [_drop_retry_after]})
-    with openai.OpenAI(
-        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-        base_url=settings.llm_base_url,
-        timeout=openai.Timeout(per_attempt, connect=min(per_attempt, _CONNECT_TIMEOUT_SECONDS)),
-        max_retries=settings.llm_max_retries,
-        http_client=http_client,
-    ) as client:
-        return client.chat.completions.create(
-            model=settings.llm_model,
-            messages=messages,  # type: ignore[arg-type]
-            response_format=schema,  # type: ignore[arg-type]
-            **extra,
-        )
-
-
-def _failure(exc: BaseException, per_attempt: float, attempts: int) -> tuple[str, str]:
-    """The status and the sentence recorded for a call that raised."""
-    tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-    if isinstance(exc, BudgetExceeded):
-        return TIMEOUT, f"the LLM API gave {exc}"
-    if isinstance(exc, openai.APITimeoutError):
-        return TIMEOUT, f"the LLM API did not answer within {per_attempt:g} s ({tries})"
-    if isinstance(exc, openai.APIConnectionError):
-        return UNAVAILABLE, f"could not connect to the LLM API ({tries})"
-    if isinstance(exc, openai.RateLimitError):
-        return UNAVAILABLE, f"the LLM API is rate limiting us (HTTP 429, {tries})"
-    if isinstance(exc, openai.APIStatusError) and exc.status_code >= 500:
-        return UNAVAILABLE, f"the LLM API answered HTTP {exc.status_code} ({tries})"
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return REJECTED, f"the LLM API refused our key (HTTP {exc.status_code}); check LLM_API_KEY"
-    if isinstance(exc, openai.APIStatusError):
-        return REJECTED, f"the LLM API refused the request (HTTP {exc.status_code})"
-    if isinstance(exc, openai.APIResponseValidationError | ValueError):
-        return INVALID_OUTPUT, "the LLM API answered something that is not a chat completion"
-    return ERROR, f"the LLM call failed ({type(exc).__name__})"
-
-
 def _schema_problem(exc: ValidationError) -> str:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "answer"
@@ -204,13 +146,17 @@ def _ask(bundle: Bundle, judgement: Judgement, settings: RunnerSettings) -> LlmR
     with_rubric = rubric_weight(bundle) > 0
     messages = build_messages(bundle, judgement, tags, with_rubric)
     schema = response_format(tags, with_rubric, explained_tests(judgement))
+    # Imported here: the openai client takes about a second of CPU to import, which a
+    # runner without LLM feedback (or with nothing to explain) must not pay.
+    from runner_image.review.llm_call import complete, failure
+
     per_attempt, budget = call_budget(settings)
     model = settings.llm_model
     started = time.monotonic()
     try:
-        response = run_within(budget, lambda: _complete(settings, per_attempt, messages, schema))
+        response = run_within(budget, lambda: complete(settings, per_attempt, messages, schema))
     except Exception as exc:
-        status, detail = _failure(exc, per_attempt, settings.llm_max_retries + 1)
+        status, detail = failure(exc, per_attempt, settings.llm_max_retries + 1)
         latency = round((time.monotonic() - started) * 1000)
         log.warning("LLM feedback unavailable after %d ms: %s", latency, detail)
         return LlmReply(status, detail, model=model, latency_ms=latency)

@@ -31,6 +31,7 @@ def kernel_files(controller: str, swap_accounting: bool) -> dict[str, str]:
             "memory.max_usage_in_bytes": "123456789",
             "memory.failcnt": "7",
             "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+            "memory.stat": "cache 0\nrss 0\nactive_file 0\ninactive_file 0\n",
         }
         if swap_accounting:
             files["memory.memsw.limit_in_bytes"] = UNLIMITED
@@ -188,6 +189,21 @@ def test_the_runners_own_share_is_left_out_of_the_peak_and_raises_the_limit(cgro
     cgroup.prepare(64 * MIB, 10)
     assert read(cgroup, "memory", "memory.limit_in_bytes") == str(67 * MIB)
     assert read(cgroup, "pids", "pids.max") == str(10 + 3)
+    write(cgroup, "memory", "memory.max_usage_in_bytes", str(3 * MIB + 10 * MIB))
+    assert cgroup.peak_memory_kb() == 10 * 1024
+
+
+def test_file_cache_in_the_cgroup_is_not_counted_as_the_runners_share(cgroupfs, monkeypatch):
+    """Cache of files written or read by the runner is charged to its cgroup but the kernel
+    reclaims it under pressure: counted as the runner's, it would be extra room for a run."""
+    cgroup = RunCgroup.create(memory_bytes=256 * MIB, max_processes=12, root=cgroupfs.root)
+    monkeypatch.setattr(cgroup, "_current", lambda controller: cgroupfs.root / controller)
+    cgroup.enter()
+    write(cgroup, "memory", "memory.usage_in_bytes", str(403 * MIB))
+    stat = f"cache {400 * MIB}\nrss {3 * MIB}\nactive_file {150 * MIB}\ninactive_file {250 * MIB}\n"
+    write(cgroup, "memory", "memory.stat", stat)
+    cgroup.prepare(64 * MIB, 10)
+    assert read(cgroup, "memory", "memory.limit_in_bytes") == str(67 * MIB)
     write(cgroup, "memory", "memory.max_usage_in_bytes", str(3 * MIB + 10 * MIB))
     assert cgroup.peak_memory_kb() == 10 * 1024
 
