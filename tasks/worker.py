@@ -6,8 +6,10 @@ settings given to `configure`."""
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from tasks.celery_app import celery_config
+from tasks.launchers import make_launcher
 from tasks.settings import SchedulerSettings
 
 celery_app = Celery(
@@ -25,3 +27,10 @@ def configure(settings: SchedulerSettings) -> None:
 
 def worker_settings() -> SchedulerSettings:
     return celery_app.conf.scheduler_settings
+
+
+@worker_process_init.connect
+def warm_up_launcher(**_: object) -> None:
+    """Each pool process makes its launcher as it starts, not at its first task, so the
+    first submission does not wait for the runner's imports."""
+    make_launcher(worker_settings()).warm_up()

@@ -73,6 +73,11 @@ class Launcher(ABC):
         return env
 
     @abstractmethod
+    def warm_up(self) -> None:
+        """What the first launch would otherwise wait for, started as the worker process
+        starts: the local launcher's fork server, the Kubernetes launcher's watch."""
+
+    @abstractmethod
     def launch(
         self,
         submission_id: str,

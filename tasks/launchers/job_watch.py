@@ -74,7 +74,7 @@ class JobReflector:
         """The cache, once a first LIST has filled it. Starts the thread if needed; raises
         the error of the first LIST if that failed (the thread keeps retrying), or
         TimeoutError if no answer came within `timeout`."""
-        self._ensure_running()
+        self.start()
         with self._state:
             self._state.wait_for(lambda: self._synced or self._error is not None, timeout)
             if self._synced:
@@ -92,7 +92,8 @@ class JobReflector:
 
     # ------------------------------------------------------------------ the thread
 
-    def _ensure_running(self) -> None:
+    def start(self) -> None:
+        """Start the LIST and WATCH thread, again after a fork or a stop."""
         if self._pid != os.getpid() or self._stop.is_set():  # forked, or stopped
             self._reset()
         with self._state:

@@ -125,6 +125,9 @@ class KubernetesLauncher(Launcher):
         """Stop the watch (tests, shutdown); a later launch starts it again."""
         self.reflector.stop()
 
+    def warm_up(self) -> None:
+        self.reflector.start()
+
     def launch(
         self,
         submission_id: str,

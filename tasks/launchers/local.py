@@ -1,4 +1,5 @@
-"""Runs the runner as a local process: the laptop, the tests and the embedded default."""
+"""Runs the runner as a local process: the laptop, the tests and the embedded default. Each
+runner is forked by a fork server that has imported the runner already (runner_forks)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 
 import redis
@@ -20,6 +20,7 @@ from runner_image.contract import (
     Result,
 )
 from tasks.launchers.base import Launcher, LaunchError, runner_name
+from tasks.launchers.runner_forks import ForkedRunner, ForkServerGone, RunnerForkServer
 from tasks.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,19 @@ LAUNCH_MARK_TTL_SECONDS = 24 * 3600
 
 class LocalLauncher(Launcher):
     def __init__(
-        self, settings: SchedulerSettings, redis_client: redis.Redis | None = None
+        self,
+        settings: SchedulerSettings,
+        redis_client: redis.Redis | None = None,
+        forks: RunnerForkServer | None = None,
     ) -> None:
         super().__init__(settings)
         self.redis = redis_client or redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
+        self.forks = forks or RunnerForkServer()
+
+    def warm_up(self) -> None:
+        self.forks.start()
 
     def launch(
         self,
@@ -61,10 +69,8 @@ class LocalLauncher(Launcher):
             **self.runner_env(submission_id, grading_round),
         }
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "runner_image"], env=env, start_new_session=True
-            )
-        except OSError as exc:
+            process = self.forks.spawn(env)
+        except ForkServerGone as exc:
             self.redis.delete(f"launched:{name}")
             raise LaunchError(f"cannot start {name}: {exc}") from exc
         threading.Thread(
@@ -77,10 +83,11 @@ class LocalLauncher(Launcher):
         return name
 
     def _watch(
-        self, process: subprocess.Popen, submission_id: str, deadline: int, grading_round: int = 0
+        self, process: ForkedRunner, submission_id: str, deadline: int, grading_round: int = 0
     ) -> None:
         """A runner that dies before reporting, or outlives its deadline (as a Job's
-        activeDeadlineSeconds would stop it), leaves its submission in `error`, not waiting."""
+        activeDeadlineSeconds would stop it), leaves its submission in `error`, not waiting.
+        One whose end nobody saw (its fork server died first) is left to the sweep."""
         try:
             code = process.wait(timeout=deadline)
         except subprocess.TimeoutExpired:
@@ -91,7 +98,7 @@ class LocalLauncher(Launcher):
         else:
             if code == 0:
                 return
-            if code == UNREPORTED_EXIT_CODE:
+            if code in (UNREPORTED_EXIT_CODE, None):
                 # It could not report (or had no bundle): an error now would end the
                 # submission for a fault of the platform; the sweep sends a fresh runner,
                 # at its next pass when this mark gets through, else once it is overdue.

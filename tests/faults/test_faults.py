@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -273,20 +274,11 @@ def test_with_mongodb_unreachable_submit_answers_503_fast(faults, tmp_path):
 # --- a runner that hangs ------------------------------------------------------------------
 
 
-def runner_pid(submission_id: str) -> int | None:
-    """The runner process of one submission (its environment names it)."""
-    wanted = f"SUBMISSION_ID={submission_id}".encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if b"runner_image" not in (proc / "cmdline").read_bytes():
-                continue
-            if wanted in (proc / "environ").read_bytes().split(b"\0"):
-                return int(proc.name)
-        except OSError:
-            continue
-    return None
+def runner_pid(log_dir: Path, submission_id: str) -> int | None:
+    """The runner process of one submission, as the worker logged its start."""
+    started = re.compile(rf"started runner-{submission_id} as pid (\d+)")
+    found = started.search((log_dir / "worker.log").read_text(errors="replace"))
+    return int(found.group(1)) if found else None
 
 
 def test_a_runner_that_hangs_ends_in_error_at_its_deadline(faults, client):
@@ -295,7 +287,7 @@ def test_a_runner_that_hangs_ends_in_error_at_its_deadline(faults, client):
     deadline = time.monotonic() + 60
     pid = None
     while pid is None and time.monotonic() < deadline:
-        pid = runner_pid(submission_id)
+        pid = runner_pid(faults.stack.log_dir, submission_id)
         time.sleep(0.05)
     assert pid is not None, "its runner never started"
     os.killpg(pid, signal.SIGSTOP)  # its whole group: hung, not dead

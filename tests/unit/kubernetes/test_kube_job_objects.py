@@ -41,6 +41,9 @@ SCHEMA_VERSIONS = sorted({"1.31.0", kubernetes_validate.latest_version()})
 
 
 class _Launcher(Launcher):
+    def warm_up(self) -> None:
+        pass
+
     def launch(self, submission_id: str, deadline_seconds: int) -> str:
         return runner_name(submission_id)
 

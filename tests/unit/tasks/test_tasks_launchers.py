@@ -18,6 +18,7 @@ from runner_image.settings import ConfigError
 from tasks.launchers import LaunchError, make_launcher
 from tasks.launchers.base import Launcher, llm_gateway_url, runner_name
 from tasks.launchers.local import LocalLauncher
+from tasks.launchers.runner_forks import ForkServerGone
 from tasks.settings import SchedulerSettings
 from webapp.blueprints.llm_gateway import bp as llm_gateway_blueprint
 from webapp.settings import WebappSettings
@@ -27,6 +28,9 @@ SUBMISSION_ID = "65a0000000000000000000aa"
 
 
 class _NoopLauncher(Launcher):
+    def warm_up(self) -> None:
+        pass
+
     def launch(self, submission_id: str, deadline_seconds: int) -> str:
         return runner_name(submission_id)
 
@@ -153,15 +157,18 @@ class _FakeProcess:
 
 
 @dataclass
-class _PopenRecorder:
+class _ForkRecorder:
+    """Stands in for the runner fork server (tasks.launchers.runner_forks): records each
+    spawn's environment."""
+
     calls: list[dict[str, Any]] = field(default_factory=list)
     processes: list[_FakeProcess] = field(default_factory=list)
     error: OSError | None = None
 
-    def __call__(self, argv: list[str], **kwargs: Any) -> _FakeProcess:
+    def spawn(self, env: dict[str, str]) -> _FakeProcess:
         if self.error is not None:
             raise self.error
-        self.calls.append({"argv": argv, **kwargs})
+        self.calls.append({"env": env})
         self.processes.append(_FakeProcess())
         return self.processes[-1]
 
@@ -172,41 +179,41 @@ def shared_redis() -> fakeredis.FakeRedis:
 
 
 @pytest.fixture
-def popen(monkeypatch: pytest.MonkeyPatch) -> _PopenRecorder:
-    recorder = _PopenRecorder()
-    monkeypatch.setattr(local_module.subprocess, "Popen", recorder)
+def forks(monkeypatch: pytest.MonkeyPatch) -> _ForkRecorder:
+    recorder = _ForkRecorder()
+    monkeypatch.setattr(local_module, "RunnerForkServer", lambda: recorder)
     return recorder
 
 
-def test_local_launch_is_idempotent(shared_redis, popen):
+def test_local_launch_is_idempotent(shared_redis, forks):
     first = LocalLauncher(_settings(), redis_client=shared_redis).launch(SUBMISSION_ID, 120)
     # e.g. a redelivered task, on another worker process sharing the Redis
     second = LocalLauncher(_settings(), redis_client=shared_redis).launch(SUBMISSION_ID, 120)
 
     assert first == second == f"runner-{SUBMISSION_ID}"
-    assert len(popen.calls) == 1
+    assert len(forks.calls) == 1
     assert shared_redis.get(f"launched:runner-{SUBMISSION_ID}") == b"1"
     assert 0 < shared_redis.ttl(f"launched:runner-{SUBMISSION_ID}") <= 24 * 3600
 
 
-def test_local_launch_of_two_submissions_starts_two_runners(shared_redis, popen):
+def test_local_launch_of_two_submissions_starts_two_runners(shared_redis, forks):
     launcher = LocalLauncher(_settings(), redis_client=shared_redis)
 
     launcher.launch(SUBMISSION_ID, 120)
     launcher.launch("65a0000000000000000000bb", 120)
 
-    assert len(popen.calls) == 2
+    assert len(forks.calls) == 2
 
 
-def test_the_local_runner_is_watched_with_the_deadline_it_was_launched_with(shared_redis, popen):
+def test_the_local_runner_is_watched_with_the_deadline_it_was_launched_with(shared_redis, forks):
     LocalLauncher(_settings(), redis_client=shared_redis).launch(SUBMISSION_ID, 185)
 
-    [process] = popen.processes
+    [process] = forks.processes
     assert process.done.wait(5), "the watcher never waited for the runner"
     assert process.waited == [185]
 
 
-def test_local_runner_gets_a_scoped_token_and_no_server_secret(shared_redis, popen, monkeypatch):
+def test_local_runner_gets_a_scoped_token_and_no_server_secret(shared_redis, forks, monkeypatch):
     # Whatever the worker's own environment holds is not passed on...
     monkeypatch.setenv("LLM_API_KEY", "sk-from-the-environment")
     monkeypatch.setenv("SECRET_KEY", "leak-me-not-" * 3)
@@ -217,42 +224,40 @@ def test_local_runner_gets_a_scoped_token_and_no_server_secret(shared_redis, pop
         SUBMISSION_ID, 120
     )
 
-    [call] = popen.calls
+    [call] = forks.calls
     env = call["env"]
-    assert call["argv"][1:] == ["-m", "runner_image"]
     assert env["INTERNAL_RESULT_TOKEN"] == submission_token(SECRET, SUBMISSION_ID)
     assert env["LLM_API_KEY"] == env["INTERNAL_RESULT_TOKEN"]
     assert env["LLM_BASE_URL"] == f"http://backend:8000/internal/llm/{SUBMISSION_ID}/v1"
     assert "SECRET_KEY" not in env
     assert all(SECRET not in value for value in env.values())
     assert not [value for value in env.values() if "sk-" in value]
-    assert call["start_new_session"] is True
 
 
-def test_local_runner_without_an_llm_key_gets_none(shared_redis, popen, monkeypatch):
+def test_local_runner_without_an_llm_key_gets_none(shared_redis, forks, monkeypatch):
     monkeypatch.setenv("LLM_API_KEY", "sk-from-the-environment")
 
     LocalLauncher(_settings(), redis_client=shared_redis).launch(SUBMISSION_ID, 120)
 
-    [call] = popen.calls
+    [call] = forks.calls
     assert "LLM_API_KEY" not in call["env"]
     assert "LLM_BASE_URL" not in call["env"]
 
 
-def test_local_launch_failure_is_a_launch_error_and_can_be_retried(shared_redis, popen):
-    popen.error = OSError("no such interpreter")
+def test_local_launch_failure_is_a_launch_error_and_can_be_retried(shared_redis, forks):
+    forks.error = ForkServerGone("cannot start the runner fork server: no such file")
     launcher = LocalLauncher(_settings(), redis_client=shared_redis)
 
     with pytest.raises(LaunchError, match="cannot start"):
         launcher.launch(SUBMISSION_ID, 120)
     assert shared_redis.get(f"launched:runner-{SUBMISSION_ID}") is None
 
-    popen.error = None
+    forks.error = None
     assert launcher.launch(SUBMISSION_ID, 120) == f"runner-{SUBMISSION_ID}"
-    assert len(popen.calls) == 1
+    assert len(forks.calls) == 1
 
 
-def test_local_launch_with_redis_down_is_a_launch_error(popen):
+def test_local_launch_with_redis_down_is_a_launch_error(forks):
     class _DownRedis:
         def set(self, *args: Any, **kwargs: Any) -> None:
             raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:1")
@@ -261,7 +266,7 @@ def test_local_launch_with_redis_down_is_a_launch_error(popen):
 
     with pytest.raises(LaunchError, match="cannot record"):
         launcher.launch(SUBMISSION_ID, 120)
-    assert popen.calls == []
+    assert forks.calls == []
 
 
 # --- make_launcher ------------------------------------------------------------------------
@@ -303,7 +308,7 @@ def test_a_regrade_runner_gets_its_round_and_that_rounds_token():
     assert env["LLM_API_KEY"] == env["INTERNAL_RESULT_TOKEN"]
 
 
-def test_a_regrade_round_is_a_new_local_runner_launched_once(shared_redis, popen):
+def test_a_regrade_round_is_a_new_local_runner_launched_once(shared_redis, forks):
     launcher = LocalLauncher(_settings(), redis_client=shared_redis)
 
     first = launcher.launch(SUBMISSION_ID, 120)
@@ -312,14 +317,14 @@ def test_a_regrade_round_is_a_new_local_runner_launched_once(shared_redis, popen
 
     assert first == f"runner-{SUBMISSION_ID}"
     assert regrade == again == f"runner-{SUBMISSION_ID}-r1"
-    assert len(popen.calls) == 2
-    assert popen.calls[1]["env"]["GRADING_ROUND"] == "1"
-    assert popen.calls[1]["env"]["INTERNAL_RESULT_TOKEN"] == submission_token(
+    assert len(forks.calls) == 2
+    assert forks.calls[1]["env"]["GRADING_ROUND"] == "1"
+    assert forks.calls[1]["env"]["INTERNAL_RESULT_TOKEN"] == submission_token(
         SECRET, SUBMISSION_ID, 1
     )
 
 
-def test_a_failed_regrade_runner_is_reported_for_its_round(shared_redis, popen, monkeypatch):
+def test_a_failed_regrade_runner_is_reported_for_its_round(shared_redis, forks, monkeypatch):
     posted: list[tuple[str, str, Any]] = []
 
     class _Client:
@@ -350,7 +355,7 @@ def test_a_failed_regrade_runner_is_reported_for_its_round(shared_redis, popen, 
     assert "exited with code 3" in result.metrics["error"]
 
 
-def test_a_fresh_runner_for_a_later_attempt_is_started_under_its_own_name(shared_redis, popen):
+def test_a_fresh_runner_for_a_later_attempt_is_started_under_its_own_name(shared_redis, forks):
     launcher = LocalLauncher(_settings(), redis_client=shared_redis)
 
     first = launcher.launch(SUBMISSION_ID, 120)
@@ -362,25 +367,28 @@ def test_a_fresh_runner_for_a_later_attempt_is_started_under_its_own_name(shared
         f"runner-{SUBMISSION_ID}-2",
         f"runner-{SUBMISSION_ID}-2",
     )
-    assert len(popen.calls) == 2
+    assert len(forks.calls) == 2
 
 
 @dataclass
 class _EndedProcess:
-    code: int
+    code: int | None
     pid: int = 4243
 
-    def wait(self, timeout: float | None = None) -> int:
+    def wait(self, timeout: float | None = None) -> int | None:
         return self.code
 
 
-@pytest.mark.parametrize(("code", "reported"), [(0, False), (75, False), (1, True), (-9, True)])
+@pytest.mark.parametrize(
+    ("code", "reported"), [(0, False), (75, False), (None, False), (1, True), (-9, True)]
+)
 def test_the_watcher_reports_a_runner_that_failed_but_not_one_that_could_not_report(
     shared_redis, monkeypatch, code, reported
 ):
     """Exit code 75: the runner could not reach the backend (or had no bundle). An error
     reported now would end the submission for the platform's fault; the sweep sends a
-    fresh runner instead."""
+    fresh runner instead. So for a runner whose end nobody saw (None: its fork server died
+    first)."""
     posts: list[tuple[str, Any]] = []
 
     class _Client:
@@ -401,7 +409,7 @@ def test_the_watcher_reports_a_runner_that_failed_but_not_one_that_could_not_rep
 
     assert bool(posts) is reported
     marked = shared_redis.smembers("runners:unreported")
-    assert marked == ({SUBMISSION_ID.encode()} if code == 75 else set())
+    assert marked == ({SUBMISSION_ID.encode()} if code in (75, None) else set())
     if reported:
         assert posts[0][1].status == "error"
         assert f"code {code}" in posts[0][1].feedback

@@ -1,0 +1,111 @@
+"""The runner, imported once: a process that has imported everything a runner needs and
+forks one runner per submission, so a submission no longer pays an interpreter's start and
+the runner's imports (about half a second of CPU) before it is graded. The local launcher
+keeps one per worker process (tasks.launchers.runner_forks).
+
+It holds no secret: it is started with PATH alone, and each request brings one runner's
+environment (its scoped token), which only the child forked for it gets. Requests and
+events are JSON lines: the launcher writes {"env": {...}} to its stdin; it answers on
+stdout {"started": pid} at once and {"pid": pid, "exit": code} when that runner has ended
+(a negative code is the signal that ended it, as in subprocess). Each runner leads a
+session of its own, as a runner started with `start_new_session` would. When its stdin
+closes (the launcher's process has ended) the server ends; runners it started go on and
+report as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import selectors
+import signal
+import sys
+
+from runner_image.main import run
+
+REQUESTS_FD = 0
+EVENTS_FD = 1
+
+
+def write_event(event: dict[str, int]) -> None:
+    """One line in one write: far below PIPE_BUF, so it is never interleaved or split."""
+    os.write(EVENTS_FD, json.dumps(event).encode() + b"\n")
+
+
+def reap_children() -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        write_event({"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
+
+
+def serve() -> dict[str, str] | None:
+    """Fork a runner per request. Returns only in a forked child, with that runner's
+    environment, or when the launcher has gone (None)."""
+    wake_read, wake_write = os.pipe()
+    for fd in (wake_read, wake_write):
+        os.set_blocking(fd, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the selector below
+    selector = selectors.DefaultSelector()
+    selector.register(REQUESTS_FD, selectors.EVENT_READ)
+    selector.register(wake_read, selectors.EVENT_READ)
+    pending = b""
+    while True:
+        for key, _ in selector.select():
+            if key.fd == wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 4096)
+                reap_children()
+                continue
+            chunk = os.read(REQUESTS_FD, 65536)
+            if not chunk:
+                return None
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                env = json.loads(line)["env"]
+                pid = os.fork()
+                if pid == 0:
+                    selector.close()
+                    signal.set_wakeup_fd(-1)
+                    os.close(wake_read)
+                    os.close(wake_write)
+                    return env
+                write_event({"started": pid})
+
+
+def become_runner(env: dict[str, str]) -> None:
+    """In the forked child: a session of its own, the server's signal dispositions undone,
+    stdin from /dev/null and stdout to the log (stderr), and the runner's environment."""
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, REQUESTS_FD)
+    os.close(devnull)
+    os.dup2(2, EVENTS_FD)
+    os.environ.clear()
+    os.environ.update(env)
+
+
+def main() -> int:
+    # Ctrl-C in a terminal reaches the worker's whole process group: the server ends with
+    # its launcher (stdin closed), never on its own; the runners it forked are not in it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()  # the imported modules' objects: runners' collections leave them shared
+    env = serve()
+    if env is None:
+        return 0
+    become_runner(env)
+    return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
