@@ -191,10 +191,20 @@ def new_students(stack: DevStack, count: int) -> list[Api]:
         )
         if answer.status_code != 201:
             raise SystemExit(f"register: {answer.status_code} {answer.text[:300]}")
-        return sign_in(stack, email, "bench password")
+        student = sign_in(stack, email, "bench password")
+        student.call("POST", "/api/courses/join", 200, json={"join_code": join_code})
+        return student
 
+    join_code = default_course_join_code(instructor(stack))
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(one, range(count)))
+
+
+def default_course_join_code(teacher: Api) -> str:
+    """The demo instructor's default course, where assignments posted without a
+    `course_id` go: students see them once they have joined it."""
+    courses = teacher.call("GET", "/api/courses", 200).json()["items"]
+    return next(course["join_code"] for course in courses if course["is_default"])
 
 
 def instructor(stack: DevStack) -> Api:

@@ -22,6 +22,7 @@ from runner_image.contract import (
     bundle_key,
 )
 from runner_image.grading.grader import grade
+from runner_image.review.reviewer import review
 from runner_image.sandbox.isolation import (
     IsolationUnavailable,
     probe_isolation,
@@ -78,10 +79,6 @@ def build_result(settings: RunnerSettings, bundle: Bundle) -> Result:
     judgement = grade(bundle, isolation)
     judgement.metrics["isolation"] = isolation.layers
     judgement.metrics["isolation_level"] = isolation.level
-    # Imported only now: a forked child's peak memory (ru_maxrss) includes the runner's own
-    # pages, so the runner stays small while it runs submissions; the LLM stack is large.
-    from runner_image.review.reviewer import review
-
     return review(bundle, judgement, settings)
 
 
