@@ -120,6 +120,34 @@ def _empty(folder: Path) -> None:
             os.unlink(entry.path)
 
 
+def _build(
+    spec: LanguageSpec, bundle: Bundle, build_dir: Path, isolation: Isolation
+) -> Judgement | None:
+    """The compile step; a judgement of every test as not compiled when it fails."""
+    assert spec.compile_argv is not None
+    limits = _limits(spec, COMPILE_TIME_LIMIT_MS, COMPILE_TIME_LIMIT_MS * 2, spec.compile_memory_mb)
+    build = execute(spec.compile_argv, b"", build_dir, limits, isolation)
+    if build.exit_code == 0 and not build.timed_out:
+        return None
+    message = (build.stderr or build.stdout).decode("utf-8", "replace")
+    if build.timed_out:
+        message = f"compilation took longer than {COMPILE_TIME_LIMIT_MS} ms\n{message}"
+    message = _without_paths(message, build_dir)
+    outcomes = compile_failure(bundle.tests, message)
+    return judge(bundle, outcomes, spec.syntax_error_tag, build_error=message)
+
+
+def _may_not_compile(spec: LanguageSpec, outcome: TestOutcome) -> bool:
+    """Whether a first run failed the way a source that does not compile fails."""
+    execution = outcome.execution
+    return (
+        spec.compile_argv is not None
+        and outcome.verdict == Verdict.RUNTIME_ERROR
+        and execution is not None
+        and any(marker in execution.stderr for marker in spec.compile_error_markers)
+    )
+
+
 def _run_test(
     spec: LanguageSpec, bundle: Bundle, index: int, build_dir: Path, isolation: Isolation
 ) -> TestOutcome:
@@ -165,23 +193,19 @@ def grade(bundle: Bundle, isolation: Isolation) -> Judgement:
     try:
         build_dir = _private_dir(grading_dir, "build", isolation)
         _write_source(build_dir, spec.source_file, bundle.code)
-        if spec.compile_argv:
-            limits = _limits(
-                spec, COMPILE_TIME_LIMIT_MS, COMPILE_TIME_LIMIT_MS * 2, spec.compile_memory_mb
-            )
-            build = execute(spec.compile_argv, b"", build_dir, limits, isolation)
-            if build.exit_code != 0 or build.timed_out:
-                message = (build.stderr or build.stdout).decode("utf-8", "replace")
-                if build.timed_out:
-                    message = f"compilation took longer than {COMPILE_TIME_LIMIT_MS} ms\n{message}"
-                message = _without_paths(message, build_dir)
-                outcomes = compile_failure(bundle.tests, message)
-                return judge(bundle, outcomes, spec.syntax_error_tag, build_error=message)
+        if spec.compiles_first and (failed := _build(spec, bundle, build_dir, isolation)):
+            return failed
         # Public tests run first: whatever a hidden test's input could leave behind where
         # runs share a /tmp (an unprivileged pod, without namespaces) is never there for a
         # test whose output the student sees.
         order = sorted(range(len(bundle.tests)), key=lambda i: bundle.tests[i].hidden)
-        outcomes = {i: _run_test(spec, bundle, i, build_dir, isolation) for i in order}
+        outcomes: dict[int, TestOutcome] = {}
+        for i in order:
+            outcome = _run_test(spec, bundle, i, build_dir, isolation)
+            first_failed_to_compile = not outcomes and _may_not_compile(spec, outcome)
+            if first_failed_to_compile and (failed := _build(spec, bundle, build_dir, isolation)):
+                return failed
+            outcomes[i] = outcome
         return judge(bundle, [outcomes[i] for i in range(len(bundle.tests))], spec.syntax_error_tag)
     finally:
         if (grading_dir / "build").is_dir():

@@ -29,6 +29,14 @@ class LanguageSpec:
     address_space_overhead_mb: int = 0
     out_of_memory_markers: tuple[bytes, ...] = ()
     compile_memory_mb: int = 1024
+    # An interpreted language compiles its source at every run: its compile step, a check
+    # that costs a process, runs only after a first run failed with one of these markers,
+    # to tell a source that does not compile from a program that raised the same error.
+    compile_error_markers: tuple[bytes, ...] = ()
+
+    @property
+    def compiles_first(self) -> bool:
+        return self.compile_argv is not None and not self.compile_error_markers
 
     @property
     def toolchain(self) -> tuple[str, ...]:
@@ -51,6 +59,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
         run_argv=(*_PYTHON, "main.py"),
         syntax_error_tag=SYNTAX_ERROR_TAG,
         out_of_memory_markers=(b"MemoryError",),
+        compile_error_markers=(b"SyntaxError", b"IndentationError", b"TabError"),
     ),
     "c": LanguageSpec(
         name="c",

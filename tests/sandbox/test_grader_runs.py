@@ -117,6 +117,50 @@ def test_syntax_error_is_a_compile_error_on_every_test(grade, workdirs):
     assert "Your code does not compile" in deterministic_feedback(judgement)
 
 
+@pytest.fixture
+def commands(monkeypatch) -> list[tuple[str, ...]]:
+    """The command of every process the grader runs, in order."""
+    seen: list[tuple[str, ...]] = []
+    real_execute = grader.execute
+
+    def recording(argv, *args, **kwargs):
+        seen.append(tuple(argv))
+        return real_execute(argv, *args, **kwargs)
+
+    monkeypatch.setattr(grader, "execute", recording)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "raise SyntaxError('made at run time')\n",
+        "exec('def f(:')\n",
+        "import sys\nsys.stderr.write('SyntaxError: pretended\\n')\nsys.exit(1)\n",
+    ],
+    ids=["raised", "exec", "printed"],
+)
+def test_a_program_that_only_looks_like_a_syntax_error_is_a_runtime_error(grade, commands, code):
+    """Python's compile check runs only after a first run failed like a syntax error, and
+    it decides: source that compiles is judged by its runs."""
+
+    judgement = grade(python_bundle(code, spec("a", "1 2\n", "3\n"), spec("b", "3 4\n", "7\n")))
+
+    assert judgement.verdict == "runtime_error"
+    assert "syntax_error" not in judgement.fail_tags
+    assert [row.verdict for row in judgement.tests] == ["runtime_error", "runtime_error"]
+    assert sum("py_compile" in argv for argv in commands) == 1
+    assert len(commands) == 3
+
+
+def test_a_program_that_compiles_costs_no_compile_check(grade, commands):
+
+    judgement = grade(python_bundle(SUM_PROGRAM, spec("a", "1 2\n", "3\n")))
+
+    assert judgement.verdict == "accepted"
+    assert not [argv for argv in commands if "py_compile" in argv]
+
+
 def test_each_test_runs_in_its_own_directory_and_all_are_removed(
     grade, isolation, workdirs, monkeypatch
 ):
