@@ -120,10 +120,18 @@ def private_redis() -> Iterator[str]:
         server.server_close()
 
 
+# A supervised part that ends is started again after this long, doubled each time it ends
+# within CRASH_LOOP_SECONDS of its start, up to RESTART_DELAY_MAX_SECONDS: a part that
+# cannot run is retried slowly, as Kubernetes backs off a crash-looping container.
+RESTART_DELAY_SECONDS = 0.5
+RESTART_DELAY_MAX_SECONDS = 30.0
+CRASH_LOOP_SECONDS = 10.0
+
+
 @dataclass
 class DevStack:
     """The running stack. Its parts are named (`webapp`, `worker`, `reconciler`) so that a
-    test can kill one and start it again (tests/faults)."""
+    test can kill one and watch it come back (tests/faults)."""
 
     api_url: str
     redis_url: str
@@ -131,6 +139,10 @@ class DevStack:
     commands: dict[str, list[str]] = field(default_factory=dict)
     parts: dict[str, subprocess.Popen] = field(default_factory=dict)
     log_dir: Path | None = None
+    supervised: frozenset[str] = frozenset()
+    restarts: dict[str, int] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
 
     @property
     def processes(self) -> list[subprocess.Popen]:
@@ -155,9 +167,54 @@ class DevStack:
         return self.parts[name]
 
     def wait_for_worker(self, timeout: float = 120) -> None:
+        """Fails at once if an unsupervised part ends meanwhile; a supervised worker that
+        ends is being started again, so only the timeout fails for it."""
+        unsupervised = [p for name, p in self.parts.items() if name not in self.supervised]
         wait_until(
-            lambda: _worker_is_up(self.redis_url), timeout, "the scheduler worker", self.processes
+            lambda: _worker_is_up(self.redis_url), timeout, "the scheduler worker", unsupervised
         )
+
+    def supervise(self, names: frozenset[str]) -> None:
+        """From now on, start each of `names` again whenever it ends, as a Deployment
+        replaces its pod: a Celery worker exits on some broker failures (a Redis restart
+        can end it with "Unrecoverable error"), and production would bring it back. The
+        webapp is not supervised: its in-process MongoDB stand-in would not survive it."""
+        self.supervised = names
+        self._supervisor = threading.Thread(
+            target=self._restart_ended_parts, name="dev-stack-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    def _restart_ended_parts(self) -> None:
+        """The parts this thread starts get SIGTERM when it ends (PR_SET_PDEATHSIG): it runs
+        until the stack stops."""
+        started = {name: time.monotonic() for name in self.supervised}
+        delay = dict.fromkeys(self.supervised, RESTART_DELAY_SECONDS)
+        while not self._stopping.wait(0.2):
+            for name in self.supervised:
+                code = self.parts[name].poll()
+                if code is None:
+                    continue
+                crashed_soon = time.monotonic() - started[name] < CRASH_LOOP_SECONDS
+                delay[name] = (
+                    min(delay[name] * 2, RESTART_DELAY_MAX_SECONDS)
+                    if crashed_soon
+                    else RESTART_DELAY_SECONDS
+                )
+                log.warning("the %s exited with code %s; starting it again", name, code)
+                if self._stopping.wait(delay[name]):
+                    return
+                self.start(name)
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                started[name] = time.monotonic()
+
+    def stop(self) -> None:
+        """Stop supervising, then every part, the last started first."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+        for process in reversed(self.processes):
+            stop_process(process)
 
 
 def stack_env(redis_url: str, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -237,10 +294,10 @@ def dev_stack(
             stack.wait_for_worker()
             # After the webapp: its first pass calls the backend at once.
             stack.start("reconciler")
+            stack.supervise(frozenset({"worker", "reconciler"}))
             yield stack
         finally:
-            for process in reversed(stack.processes):
-                stop_process(process)
+            stack.stop()
 
 
 @contextmanager

@@ -5,9 +5,12 @@ the unit suite."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from runner_image.sandbox import cgroups
 
 UNIT_TESTS = Path(__file__).parent / "unit"
 
@@ -16,3 +19,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if not item.path.is_relative_to(UNIT_TESTS):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def leave_the_runner_cgroup() -> Iterator[None]:
+    """A suite that grades in this process puts pytest in a runner's cgroup, as a runner
+    enters its own. Left there, every process a later module starts (a dev stack, its
+    runners) would be a member: its CPU time would count as a graded run's, and a run's
+    clean-up would kill it. So each module leaves it when done."""
+    yield
+    if cgroups.runner_cgroup.cache_info().currsize:
+        cgroups.runner_cgroup().remove()
+        cgroups.runner_cgroup.cache_clear()

@@ -318,11 +318,12 @@ def worker_tree(stack: DevStack) -> list[int]:
 
 def kill_worker(stack: DevStack) -> None:
     """SIGKILL, as the kernel's OOM killer or a node failure would: no warm shutdown, no
-    acknowledgement of the tasks it holds."""
+    acknowledgement of the tasks it holds. The stack's supervisor starts another."""
+    worker = stack.parts["worker"]
     for pid in worker_tree(stack):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    stack.parts["worker"].wait(10)
+    worker.wait(10)
 
 
 def paced(count: int, rate: float, action: Callable[[int], None]) -> None:
