@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).parent
-# The issue 14 set first (scheduler, end to end, bursts and memory), then the older ones.
+# The issue 14 set first (scheduler, end to end, bursts), the backend's memory (13), then the
+# older ones.
 BENCHMARKS = [
     "scheduler_dispatch.py",
     "e2e_latency.py",
     "burst.py",
+    "backend_memory.py",
     "grading_overhead.py",
     "llm_timeout.py",
 ]
