@@ -47,7 +47,7 @@ def count(variable: str, default: int) -> int:
 
 
 SUBMISSIONS = count("FAULTS_SUBMISSIONS", 16)
-WORKER_KILL_SUBMISSIONS = count("FAULTS_WORKER_KILL_SUBMISSIONS", 40)
+WORKER_KILL_SUBMISSIONS = count("FAULTS_WORKER_KILL_SUBMISSIONS", 200)
 TOKENS = count("FAULTS_TOKENS", 1000)
 # Submissions open at once: a class submitting steadily, never more than this machine grades
 # within a deadline.
