@@ -25,7 +25,7 @@ from bson import ObjectId
 
 from cloudemy_dev.embedded import connect_embedded_mongo
 from tests.stats_seed import seeded_class
-from webapp import create_app
+from webapp.app import create_app
 from webapp.blueprints.accounts import create_user
 from webapp.models import Submission
 from webapp.services import Services

@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from cloudemy_dev.demo_data import seed_demo_data
 from cloudemy_dev.settings import DevSettings
-from webapp import create_app
+from webapp.app import create_app
 from webapp.server import run_gunicorn
 from webapp.services import EMBEDDED_MONGO_SCHEME, connect_mongo, make_services
 from webapp.settings import WebappSettings

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import click
 
 from runner_image.settings import ConfigError, EnvSettings
-from tasks.celery_app import make_celery
 from tasks.settings import FlowerSettings, LauncherKind, SchedulerSettings
 from webapp.settings import ServeSettings, WebappSettings
 
@@ -131,6 +130,8 @@ def flower(port: int | None, address: str | None, flower_args: tuple[str, ...]) 
     """Run Flower against the configured broker (REDIS_URL). Flower reads FLOWER_* variables,
     e.g. FLOWER_BASIC_AUTH=user:password; other Flower options pass through. It needs no
     secret of the scheduler's: only the broker settings are read."""
+    from tasks.celery_app import make_celery
+
     settings = _settings(FlowerSettings, flower_port=port, flower_address=address)
     celery_app = make_celery(settings)
     address = settings.flower_address or ("0.0.0.0" if settings.flower_basic_auth else "127.0.0.1")

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from webapp import create_app
+from webapp.app import create_app
 from webapp.settings import WebappSettings
 
 

@@ -79,7 +79,7 @@ def test_a_busy_port_is_refused_at_once():
             timeout=60,
         )
     assert completed.returncode != 0
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 5  # the bound
     assert f"port {port} is already in use" in completed.stderr
 
 

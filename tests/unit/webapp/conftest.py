@@ -28,7 +28,7 @@ from pymongo.database import Database
 import webapp.security
 from cloudemy_dev.embedded import connect_embedded_mongo
 from runner_image.contract import RESULT_TOKEN_HEADER, submission_token
-from webapp import create_app
+from webapp.app import create_app
 from webapp.blueprints.accounts import create_user
 from webapp.courses import enrol
 from webapp.models import Course, User

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from runner_image.contract import IsolationLevel
 from runner_image.settings import ConfigError, RunnerSettings
 from tasks.settings import LauncherKind
-from webapp import create_app
+from webapp.app import create_app
 from webapp.services import connect_mongo, require_real_mongo, services
 from webapp.settings import DEFAULT_CORS_ORIGINS, WebappSettings
 
