@@ -39,6 +39,7 @@ BENCH_LIMITS = {
         "RATE_LIMIT_REGISTER",
         "RATE_LIMIT_SUBMIT",
         "RATE_LIMIT_SUBMIT_PER_ADDRESS",
+        "RATE_LIMIT_JOIN",
     )
 }
 TIMEOUT = 30
@@ -291,20 +292,24 @@ def _describe(pid: int) -> tuple[str, int] | None:
 
 def long_running(stack: DevStack) -> dict[str, int]:
     """RSS (KiB) of the stack's long-running processes by role: the gunicorn master and its
-    workers, the Celery worker and its pool processes, redis-server. Runners (one per
-    submission, short-lived) are not counted."""
+    workers, the Celery worker, its pool processes and their runner fork servers, the
+    reconciler, redis-server. Runners (one per submission, short-lived) are not counted."""
     tree = _children()
     found: dict[str, int] = {}
-    webapp, worker = stack.processes
-    for role, root in (("gunicorn", webapp.pid), ("celery", worker.pid)):
-        children = sorted(tree.get(root, []))
-        for name, pid in [(f"{role} main", root)] + [
-            (f"{role} {'worker' if role == 'gunicorn' else 'pool process'} {n}", child)
-            for n, child in enumerate(children, 1)
-        ]:
-            described = _describe(pid)
-            if described is not None and "runner_image" not in described[0]:
-                found[name] = described[1]
+    webapp, worker = stack.parts["webapp"], stack.parts["worker"]
+    pool = sorted(tree.get(worker.pid, []))
+    roles = [("gunicorn main", webapp.pid), ("celery main", worker.pid)]
+    roles += [(f"gunicorn worker {n}", pid) for n, pid in enumerate(tree.get(webapp.pid, []), 1)]
+    roles += [(f"celery pool process {n}", pid) for n, pid in enumerate(pool, 1)]
+    roles += [
+        (f"runner fork server {n}", pid)
+        for n, pid in enumerate(sorted(c for parent in pool for c in tree.get(parent, [])), 1)
+    ]
+    roles.append(("reconciler", stack.parts["reconciler"].pid))
+    for name, pid in roles:
+        described = _describe(pid)
+        if described is not None:
+            found[name] = described[1]
     port = stack.redis_url.rsplit(":", 1)[1].split("/")[0]
     for pids in tree.values():
         for pid in pids:
