@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import json
 import os
 import selectors
 import signal
 import sys
 
-from runner_image.main import run
-
 REQUESTS_FD = 0
 EVENTS_FD = 1
+WITH_LLM = "--with-llm"
 
 
 def write_event(event: dict[str, int]) -> None:
@@ -71,20 +71,29 @@ def serve() -> dict[str, str] | None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 env = json.loads(line)["env"]
+                # The runner leads its own session before it is reported started, so that
+                # a deadline's killpg(pid) finds its group whenever it comes.
+                in_session, session_made = os.pipe()
                 pid = os.fork()
                 if pid == 0:
+                    os.setsid()
+                    os.close(in_session)
+                    os.close(session_made)
                     selector.close()
                     signal.set_wakeup_fd(-1)
                     os.close(wake_read)
                     os.close(wake_write)
                     return env
+                os.close(session_made)
+                os.read(in_session, 1)  # end of file: the child has closed its end
+                os.close(in_session)
                 write_event({"started": pid})
 
 
 def become_runner(env: dict[str, str]) -> None:
-    """In the forked child: a session of its own, the server's signal dispositions undone,
-    stdin from /dev/null and stdout to the log (stderr), and the runner's environment."""
-    os.setsid()
+    """In the forked child (already leading a session of its own): the server's signal
+    dispositions undone, stdin from /dev/null and stdout to the log (stderr), and the
+    runner's environment."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -95,10 +104,18 @@ def become_runner(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     # Ctrl-C in a terminal reaches the worker's whole process group: the server ends with
     # its launcher (stdin closed), never on its own; the runners it forked are not in it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Imported here, not at the top, so the launcher can import this module's constants
+    # without the runner; here it is the point: everything a runner imports, before any fork.
+    from runner_image.main import run
+
+    if WITH_LLM in argv:
+        # LLM feedback is on: the openai client too, about a second of CPU each runner
+        # would otherwise pay (runner_image.review.llm imports it only when called).
+        importlib.import_module("runner_image.review.llm_call")
     gc.freeze()  # the imported modules' objects: runners' collections leave them shared
     env = serve()
     if env is None:
@@ -108,4 +125,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -42,6 +42,12 @@ class Launcher(ABC):
     def __init__(self, settings: SchedulerSettings) -> None:
         self.settings = settings
 
+    @property
+    def llm_enabled(self) -> bool:
+        """Whether runners ask the model for feedback (through the backend's gateway)."""
+        key = self.settings.llm_api_key
+        return bool(key and key.get_secret_value())
+
     def runner_env(self, submission_id: str, grading_round: int = 0) -> dict[str, str]:
         """What a runner is told (runner_image.settings.RunnerSettings reads it); its token
         only works for this one grading round of this one submission.
@@ -67,7 +73,7 @@ class Launcher(ABC):
             "LLM_MAX_RETRIES": str(settings.llm_max_retries),
             "LLM_MAX_OUTPUT_TOKENS": str(settings.llm_max_output_tokens),
         }
-        if settings.llm_api_key and settings.llm_api_key.get_secret_value():
+        if self.llm_enabled:
             env["LLM_BASE_URL"] = llm_gateway_url(settings.backend_internal_url, submission_id)
             env["LLM_API_KEY"] = token
         return env

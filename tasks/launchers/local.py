@@ -39,7 +39,7 @@ class LocalLauncher(Launcher):
         self.redis = redis_client or redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
-        self.forks = forks or RunnerForkServer()
+        self.forks = forks or RunnerForkServer(with_llm=self.llm_enabled)
 
     def warm_up(self) -> None:
         self.forks.start()

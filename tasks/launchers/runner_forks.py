@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+from runner_image.forkserver import WITH_LLM
+
 # How long a fork may take to be confirmed before the launch counts as failed.
 SPAWN_TIMEOUT_SECONDS = 30
 # How often a runner whose server has gone is checked for, until it ends.
@@ -66,9 +68,9 @@ class _Server:
     """One fork server process, and the runners it forked that have not ended yet (only its
     reader thread touches them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, with_llm: bool) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "runner_image.forkserver"],
+            [sys.executable, "-m", "runner_image.forkserver", *([WITH_LLM] if with_llm else [])],
             env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -110,9 +112,11 @@ class _Server:
 class RunnerForkServer:
     """One fork server per launcher (per worker process), started on first use and again
     after it ends. Its environment is PATH alone: whatever secret the worker holds stays in
-    the worker, and each runner gets only the environment its spawn request carries."""
+    the worker, and each runner gets only the environment its spawn request carries.
+    `with_llm` has it import the LLM client too, for runners that will call the model."""
 
-    def __init__(self) -> None:
+    def __init__(self, with_llm: bool = False) -> None:
+        self._with_llm = with_llm
         self._lock = threading.Lock()
         self._server: _Server | None = None
 
@@ -129,7 +133,7 @@ class RunnerForkServer:
     def _running(self) -> _Server:
         if self._server is None or self._server.process.poll() is not None:
             try:
-                self._server = _Server()
+                self._server = _Server(self._with_llm)
             except OSError as exc:
                 raise ForkServerGone(f"cannot start the runner fork server: {exc}") from exc
         return self._server

@@ -164,6 +164,12 @@ class _ForkRecorder:
     calls: list[dict[str, Any]] = field(default_factory=list)
     processes: list[_FakeProcess] = field(default_factory=list)
     error: OSError | None = None
+    with_llm: bool | None = None
+
+    def __call__(self, with_llm: bool = False) -> _ForkRecorder:
+        """As the RunnerForkServer class: the launcher makes its server."""
+        self.with_llm = with_llm
+        return self
 
     def spawn(self, env: dict[str, str]) -> _FakeProcess:
         if self.error is not None:
@@ -181,7 +187,7 @@ def shared_redis() -> fakeredis.FakeRedis:
 @pytest.fixture
 def forks(monkeypatch: pytest.MonkeyPatch) -> _ForkRecorder:
     recorder = _ForkRecorder()
-    monkeypatch.setattr(local_module, "RunnerForkServer", lambda: recorder)
+    monkeypatch.setattr(local_module, "RunnerForkServer", recorder)
     return recorder
 
 
@@ -232,6 +238,15 @@ def test_local_runner_gets_a_scoped_token_and_no_server_secret(shared_redis, for
     assert "SECRET_KEY" not in env
     assert all(SECRET not in value for value in env.values())
     assert not [value for value in env.values() if "sk-" in value]
+
+
+@pytest.mark.parametrize("key", [None, "sk-test"])
+def test_the_fork_server_imports_the_llm_client_only_when_runners_will_call_it(
+    shared_redis, forks, key
+):
+    LocalLauncher(_settings(llm_api_key=key), redis_client=shared_redis)
+
+    assert forks.with_llm is (key is not None)
 
 
 def test_local_runner_without_an_llm_key_gets_none(shared_redis, forks, monkeypatch):
