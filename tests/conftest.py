@@ -25,9 +25,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def leave_the_runner_cgroup() -> Iterator[None]:
     """A suite that grades in this process puts pytest in a runner's cgroup, as a runner
     enters its own. Left there, every process a later module starts (a dev stack, its
-    runners) would be a member: its CPU time would count as a graded run's, and a run's
-    clean-up would kill it. So each module leaves it when done."""
+    runners) would be a member: its CPU time would count as a graded run's, the limits of
+    a run would hold it, and a run's clean-up could kill it. So each module leaves that
+    cgroup when done, its limits lifted for what it still holds (a session's redis-server
+    started meanwhile), and the next module that grades makes a new one."""
     yield
     if cgroups.runner_cgroup.cache_info().currsize:
-        cgroups.runner_cgroup().remove()
+        cgroup = cgroups.runner_cgroup()
+        cgroup.relax()
+        cgroup.leave()
         cgroups.runner_cgroup.cache_clear()

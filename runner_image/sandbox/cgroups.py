@@ -145,7 +145,9 @@ class RunCgroup:
             self._write(controller, "cgroup.procs", os.getpid())
         self._homes = homes
 
-    def _leave(self) -> None:
+    def leave(self) -> None:
+        """Move this process back where it was; the cgroup stays, with whatever else is
+        in it."""
         if self._homes is None:
             return
         for home in self._homes.values():
@@ -255,7 +257,7 @@ class RunCgroup:
         retried briefly while the last exits are accounted)."""
         with contextlib.suppress(FileNotFoundError):  # already removed
             self.kill_all()
-        self._leave()
+        self.leave()
         for controller in CONTROLLERS:
             folder = self.path(controller)
             for attempt in range(200):
