@@ -188,8 +188,11 @@ def judge_execution(
             execution,
             f"time limit of {time_limit_ms} ms exceeded",
         )
-    if execution.exit_code != 0 and _memory_exceeded(
-        execution, memory_limit_mb, out_of_memory_markers
+    # Out of memory whatever the exit: a run whose peak went over its budget is reported
+    # so even when the kernel's cap (which leaves room for the runner) let it finish.
+    if execution.out_of_memory or (
+        execution.exit_code != 0
+        and _memory_exceeded(execution, memory_limit_mb, out_of_memory_markers)
     ):
         return TestOutcome(
             test,

@@ -91,6 +91,31 @@ def cgroups_available() -> bool:
     return True
 
 
+MIB = 1024 * 1024
+OOM_HEADROOM_MARGIN = 16 * MIB
+
+
+def oom_headroom(own_rss: int, charged: int, budget: int) -> int:
+    """Room above a run's budget that keeps its runner from being the out-of-memory victim.
+
+    The cgroup's OOM killer scores a member by all its resident memory (the runner's too,
+    though most of it was charged before it entered, or to the fork server it shares pages
+    with) and a program at OOM_SCORE_ADJ by its own plus the limit; no runner may lower its
+    own score (that takes CAP_SYS_RESOURCE). A program that filled a limit of
+    `charged + budget + h` scores about `2 (budget + h) + charged`: h keeps that above the
+    runner's score with a margin. It is 0 for a runner of usual size and a budget of 40 MiB
+    or more; a run is held to its budget anyway by its measured peak (sandbox.process)."""
+    needed = (own_rss - charged + 1) // 2 - budget + OOM_HEADROOM_MARGIN
+    return max(needed, 0)
+
+
+def _own_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def _own_cpu_ms() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return (usage.ru_utime + usage.ru_stime) * 1000
@@ -110,6 +135,8 @@ class RunCgroup:
     # Processes in the cgroup before the run: the runner, and whatever else it had started
     # by then (a test process's own servers). Never the run's, never killed with it.
     _residents: frozenset[int] = frozenset()
+    # Above the current run's budget, for its runner's sake (oom_headroom).
+    headroom: int = 0
 
     @classmethod
     def create(cls, memory_bytes: int, max_processes: int, root: Path = CGROUP_ROOT) -> RunCgroup:
@@ -166,8 +193,10 @@ class RunCgroup:
         """Limits for the next run, and its counters from now. No run is in the cgroup.
         The runner's own tasks count against the process cap while it is inside."""
         usage = self._unreclaimable_usage()
+        self.headroom = 0
         if self.entered:
-            memory_bytes += usage
+            self.headroom = oom_headroom(_own_rss(), usage, memory_bytes)
+            memory_bytes += usage + self.headroom
             max_processes += int(self._read("pids", "pids.current"))
             self._residents = frozenset(self._members())
         memory = self._memory_limit_files()

@@ -249,7 +249,8 @@ def _supervise(
         max_rss_kb=peak_kb,
         timed_out=timed_out,
         output_exceeded=output_exceeded,
-        out_of_memory=cgroup is not None and cgroup.out_of_memory(),
+        out_of_memory=cgroup is not None
+        and (cgroup.out_of_memory() or peak_kb * 1024 > limits.memory_bytes),
     )
 
 

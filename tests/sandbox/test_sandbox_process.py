@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from runner_image.sandbox.cgroups import runner_cgroup
 from runner_image.sandbox.isolation import Isolation, probe_isolation, processes_of_current_uid
 from runner_image.sandbox.namespaces import SANDBOX_WORKDIR
 from runner_image.sandbox.process import Limits, execute
@@ -226,7 +227,7 @@ def test_resource_limits_are_applied(run, isolation):
     result = run("x = bytearray(256 * 1024 * 1024)", limits=limits)
     assert result.out_of_memory is True
     assert result.signal == signal.SIGKILL
-    assert result.max_rss_kb <= 128 * 1024
+    assert result.max_rss_kb <= 128 * 1024 + runner_cgroup().headroom // 1024
 
 
 def test_file_cache_the_runner_left_is_no_extra_memory_for_a_run(run, isolation):
@@ -397,7 +398,9 @@ def test_memory_hog_gets_memory_error(run, isolation):
     if isolation.cgroup:
         assert result.out_of_memory is True
         assert result.signal == signal.SIGKILL
-        assert result.max_rss_kb <= 128 * 1024
+        # The limit's headroom is what a test session as big as this one needs to never be
+        # chosen by the OOM killer before its program (cgroups.oom_headroom).
+        assert result.max_rss_kb <= 128 * 1024 + runner_cgroup().headroom // 1024
     else:
         assert result.out_of_memory is False
         assert result.exit_code == 1
@@ -410,8 +413,6 @@ def test_between_runs_the_runners_cgroup_has_no_limit(probed, workdir):
     meet that run's memory or process limit."""
     if not probed.cgroup:
         pytest.skip("no cgroup on this machine: nothing shared with the runner")
-    from runner_image.sandbox.cgroups import runner_cgroup
-
     if probed.uid is not None:
         os.chown(workdir, probed.uid, probed.uid)
     small = Limits(cpu_ms=1000, wall_ms=5000, memory_mb=32)
@@ -421,3 +422,35 @@ def test_between_runs_the_runners_cgroup_has_no_limit(probed, workdir):
     cgroup = runner_cgroup()
     assert int((cgroup.path("memory") / "memory.limit_in_bytes").read_text()) > 2**60
     assert (cgroup.path("pids") / "pids.max").read_text().strip() == "max"
+
+
+def test_the_programs_are_the_ones_the_out_of_memory_killer_chooses(probed, workdir):
+    """The cgroup's OOM killer weighs every member by its resident memory, even memory the
+    runner had before it entered (charged elsewhere): a big runner (this test session)
+    must still never be chosen before its program."""
+    if not probed.cgroup:
+        pytest.skip("no cgroup on this machine: rlimits stop the program itself")
+    if probed.uid is not None:
+        os.chown(workdir, probed.uid, probed.uid)
+    code = "print(open('/proc/self/oom_score_adj').read().strip())"
+    execution = execute([*PYTHON, code], b"", workdir, LIMITS, probed)
+    assert execution.stdout == b"1000\n"
+
+    ballast = bytearray(os.urandom(1024)) * (400 * 1024)  # 400 MiB, resident, this process
+    small = Limits(cpu_ms=2000, wall_ms=10_000, memory_mb=64)
+    hog = execute([*PYTHON, "x = bytearray(10**9)"], b"", workdir, small, probed)
+
+    assert hog.out_of_memory is True  # and this process, far bigger than the program, lives
+    assert hog.signal == signal.SIGKILL
+    assert len(ballast) == 400 * 1024 * 1024
+
+
+def test_a_run_over_its_budget_is_out_of_memory_even_when_it_finishes(run, isolation):
+    """Where the kernel's cap leaves headroom for a big runner (this test session), the
+    budget itself is held by the run's measured peak."""
+    if not isolation.cgroup:
+        pytest.skip("rlimits cap the address space itself")
+    code = "x = bytearray(100 * 1024 * 1024)\nprint('done')"
+    result = run(code, limits=Limits(cpu_ms=2000, wall_ms=10_000, memory_mb=64))
+
+    assert result.out_of_memory is True

@@ -99,6 +99,8 @@ class FakeCgroupfs:
 def cgroupfs(request, tmp_path, monkeypatch) -> FakeCgroupfs:
     fake = FakeCgroupfs(tmp_path / "cgroup", swap_accounting=request.param)
     fake.install(monkeypatch)
+    # A runner of usual size: no headroom above a run's budget (see the oom_headroom tests).
+    monkeypatch.setattr(cgroups, "_own_rss", lambda: 40 * MIB)
     return fake
 
 
@@ -329,3 +331,24 @@ def test_what_was_in_the_cgroup_before_a_run_is_neither_listed_nor_killed(cgroup
     write(cgroup, "pids", "cgroup.procs", f"{os.getpid()}\n777\n888\n")
 
     assert cgroup.processes() == [888]
+
+
+@pytest.mark.parametrize(
+    ("own_rss_mib", "charged_mib", "budget_mib", "headroom_mib"),
+    [
+        (60, 5, 256, 0),  # a runner of usual size, the default budget
+        (80, 5, 16, 37.5),  # a small budget: the program must still outscore the runner
+        (300, 20, 128, 28),  # a test session grading in-process
+    ],
+)
+def test_the_headroom_keeps_a_program_that_fills_its_limit_above_its_runner(
+    own_rss_mib, charged_mib, budget_mib, headroom_mib
+):
+    headroom = cgroups.oom_headroom(own_rss_mib * MIB, charged_mib * MIB, budget_mib * MIB)
+
+    assert headroom == headroom_mib * MIB
+    # The kernel's scores when the program has filled the limit: it, at OOM_SCORE_ADJ 1000,
+    # its memory plus the limit; the runner its resident memory.
+    limit = (charged_mib + budget_mib) * MIB + headroom
+    program_score = (limit - charged_mib * MIB) + limit
+    assert program_score > own_rss_mib * MIB
