@@ -170,21 +170,6 @@ RESULT_FIELDS = (
     "started_at",
     "finished_at",
 )
-# Reset for a new round: the result is in history, the new round has none yet.
-_CLEARED = (
-    "verdict",
-    "score",
-    "raw_score",
-    "penalty",
-    "tests_score",
-    "rubric_score",
-    "score_state",
-    "review",
-    "feedback",
-    "job_name",
-    "result_digest",
-)
-_CLEARED_TIMES = ("scheduled_at", "started_at", "finished_at")
 # A history entry keeps each test's verdict, score and figures but not the program's output
 # or message (up to 8 KiB per test): a submission with many rounds of 200 tests must stay
 # far below MongoDB's 16 MiB per document.
@@ -222,7 +207,8 @@ def start_round(
         return None
     now = utcnow()
     entry = history_entry(submission)
-    values: dict[str, Any] = {
+    # Every field of the result is reset (it is in history now), to these values or None.
+    values: dict[str, Any] = dict.fromkeys(RESULT_FIELDS) | {
         "round": submission.round + 1,
         "status": Status.QUEUED,
         "max_score": max_score,
@@ -234,7 +220,7 @@ def start_round(
         "enqueued_at": now,
         "low_priority": low_priority,
         "relaunches": 0,
-    } | dict.fromkeys((*_CLEARED, *_CLEARED_TIMES))
+    }
     # An update, not a find-and-modify: one round trip, and the new state is known here.
     updated = Submission.objects(
         id=submission.id, round=submission.round, status=submission.status
