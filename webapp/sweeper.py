@@ -75,13 +75,22 @@ def _relaunch_unreported(settings: WebappSettings, services: Services, report: S
         services.redis.srem(UNREPORTED_KEY, raw)
 
 
+def _assignment_or_end(
+    submission: Submission, services: Services, report: SweepReport
+) -> Assignment | None:
+    """The submission's assignment; a submission whose assignment was deleted ends."""
+    assignment = Assignment.objects(id=submission.assignment_id).first()
+    if assignment is None:
+        _end(services, submission, "its assignment was deleted before it was graded", report)
+    return assignment
+
+
 def _requeue_lost_tasks(settings: WebappSettings, services: Services, report: SweepReport) -> None:
     now = utcnow()
     stale_since = now - timedelta(seconds=settings.sweep_requeue_after_seconds)
     for submission in Submission.objects(status=Status.QUEUED, enqueued_at__lt=stale_since):
-        assignment = Assignment.objects(id=submission.assignment_id).first()
+        assignment = _assignment_or_end(submission, services, report)
         if assignment is None:
-            _end(services, submission, "its assignment was deleted before it was graded", report)
             continue
         claimed = Submission.objects(
             id=submission.id,
@@ -121,9 +130,8 @@ def _relaunch(
 ) -> None:
     """A fresh runner (attempt relaunches + 2), claimed first so that it is sent once; the
     fresh runner gets a full deadline before the overdue pass looks at it again."""
-    assignment = Assignment.objects(id=submission.assignment_id).first()
+    assignment = _assignment_or_end(submission, services, report)
     if assignment is None:
-        _end(services, submission, "its assignment was deleted before it was graded", report)
         return
     unclaimed = Submission.objects(
         id=submission.id,
