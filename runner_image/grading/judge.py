@@ -133,8 +133,13 @@ def values_match(expected: Any, got: Any, tolerance: float = 1e-6) -> bool:
 def _memory_exceeded(
     execution: Execution, memory_limit_mb: int, out_of_memory_markers: tuple[bytes, ...]
 ) -> bool:
+    """Out of memory whatever the exit: a run whose peak went over its budget is reported so
+    even when the kernel's cap (which leaves room for the runner) let it finish. Otherwise
+    only a failed run: one that says so, or crashed at the edge of the limit."""
     if execution.out_of_memory:
         return True
+    if execution.exit_code == 0:
+        return False
     if any(marker in execution.stderr for marker in out_of_memory_markers):
         return True
     # A crash at the edge of the limit is an allocation that failed (C's malloc returning
@@ -188,12 +193,7 @@ def judge_execution(
             execution,
             f"time limit of {time_limit_ms} ms exceeded",
         )
-    # Out of memory whatever the exit: a run whose peak went over its budget is reported
-    # so even when the kernel's cap (which leaves room for the runner) let it finish.
-    if execution.out_of_memory or (
-        execution.exit_code != 0
-        and _memory_exceeded(execution, memory_limit_mb, out_of_memory_markers)
-    ):
+    if _memory_exceeded(execution, memory_limit_mb, out_of_memory_markers):
         return TestOutcome(
             test,
             Verdict.MEMORY_LIMIT_EXCEEDED,
