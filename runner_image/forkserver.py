@@ -1,6 +1,8 @@
 """The runner, imported once: a process that has imported everything a runner needs and
 forks one runner per submission, so a submission no longer pays an interpreter's start and
-the runner's imports (about half a second of CPU) before it is graded. The local launcher
+the runner's imports (about half a second of CPU) before it is graded, nor the trial run
+that proves which isolation layers this machine supports (proven here once, before any
+fork; each runner still takes a sandbox uid and a cgroup of its own). The local launcher
 keeps one per worker process (tasks.launchers.runner_forks).
 
 It holds no secret: it is started with PATH alone, and each request brings one runner's
@@ -111,11 +113,13 @@ def main(argv: list[str]) -> int:
     # Imported here, not at the top, so the launcher can import this module's constants
     # without the runner; here it is the point: everything a runner imports, before any fork.
     from runner_image.main import run
+    from runner_image.sandbox.isolation import proven_layers
 
     if WITH_LLM in argv:
         # LLM feedback is on: the openai client too, about a second of CPU each runner
         # would otherwise pay (runner_image.review.llm imports it only when called).
         importlib.import_module("runner_image.review.llm_call")
+    proven_layers()
     gc.freeze()  # the imported modules' objects: runners' collections leave them shared
     env = serve()
     if env is None:

@@ -83,9 +83,21 @@ def _remove_stale_cgroups(root: Path = CGROUP_ROOT) -> None:
 
 
 def cgroups_available() -> bool:
-    """Whether runs can get a cgroup here (tried, not guessed)."""
+    """Whether this runner's runs get a cgroup (its own, created and entered now)."""
     try:
         runner_cgroup()
+    except OSError:
+        return False
+    return True
+
+
+def cgroups_creatable() -> bool:
+    """Whether runs can get a cgroup on this machine (tried, not guessed): one is created
+    and removed again, never entered, so a process that forks runners may ask."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        RunCgroup.create(memory_bytes=64 * 1024 * 1024, max_processes=1).remove()
     except OSError:
         return False
     return True

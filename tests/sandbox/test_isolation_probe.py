@@ -3,7 +3,10 @@ process."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -19,3 +22,54 @@ def test_this_machine_reaches_namespaced_as_root():
     probed = probe_isolation()
     assert probed.level == IsolationLevel.NAMESPACED
     assert {"uid", "namespaces", "cgroup", "seccomp"} <= set(probed.layers)
+
+
+# A process that proves the layers, then forks runners, as the runner fork server does.
+FORKING_PROCESS = """
+import fcntl, json, os, sys
+from runner_image.sandbox import isolation
+from runner_image.sandbox.uids import LOCK_DIR
+
+proven = isolation.proven_layers()
+with open(LOCK_DIR / str(proven.uid)) as lock:  # the borrowed uid was given back
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+def no_trial_run(candidate):
+    raise AssertionError("a forked runner ran a trial")
+
+isolation._works = no_trial_run
+runners = []
+for _ in range(2):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        mine = isolation.probe_isolation()
+        report = {"uid": mine.uid, "runner_pid": mine.runner_pid, "pid": os.getpid(),
+                  "level": mine.level, "cgroup": mine.cgroup, "bwrap": str(mine.bwrap)}
+        os.write(write_end, json.dumps(report).encode())
+        sys.exit(0)  # a runner's own exit: its atexit handlers run
+    os.close(write_end)
+    runners.append(json.loads(os.read(read_end, 65536)))
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+print(json.dumps({"bwrap": str(proven.bwrap), "bwrap_kept": proven.bwrap.exists(),
+                  "runners": runners}))
+"""
+
+
+def test_forked_runners_inherit_the_proof_and_take_their_own_uid_and_cgroup():
+    """What the fork server proves before it forks, its runners do not prove again (no trial
+    run); each still takes a sandbox uid, a cgroup and a seccomp filter (its pid) of its
+    own, and a runner's exit does not remove the bwrap copy the others use."""
+    if os.geteuid() != 0:
+        pytest.skip("the uid layer needs root")
+    shown = subprocess.run(
+        [sys.executable, "-c", FORKING_PROCESS], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["bwrap_kept"]
+    for runner in report["runners"]:
+        assert runner["level"] == IsolationLevel.NAMESPACED
+        assert runner["uid"] is not None and runner["cgroup"]
+        assert runner["runner_pid"] == runner["pid"]
+        assert runner["bwrap"] == report["bwrap"]
