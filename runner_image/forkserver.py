@@ -17,6 +17,7 @@ report as usual.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import importlib
@@ -25,6 +26,7 @@ import os
 import selectors
 import signal
 import sys
+from typing import NoReturn
 
 REQUESTS_FD = 0
 EVENTS_FD = 1
@@ -106,6 +108,16 @@ def become_runner(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
+def end_runner(code: int) -> NoReturn:
+    """End a forked runner as forked children should end (multiprocessing's do): its exit
+    handlers run (its cgroup removed, its log flushed), then os._exit. The interpreter's
+    teardown, skipped, would free every object inherited from the server, copying each page
+    the runner shares with it: about 20 ms of CPU a runner."""
+    atexit._run_exitfuncs()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(argv: list[str]) -> int:
     # Ctrl-C in a terminal reaches the worker's whole process group: the server ends with
     # its launcher (stdin closed), never on its own; the runners it forked are not in it.
@@ -125,7 +137,7 @@ def main(argv: list[str]) -> int:
     if env is None:
         return 0
     become_runner(env)
-    return run()
+    end_runner(run())
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +131,32 @@ def test_a_server_that_cannot_start_is_a_clear_error(monkeypatch):
 
     with pytest.raises(ForkServerGone, match="cannot start the runner fork server"):
         RunnerForkServer().spawn({"PATH": os.environ["PATH"]})
+
+
+def test_a_runner_ends_with_its_exit_handlers_run_and_no_interpreter_teardown(tmp_path):
+    """forkserver.end_runner: what a runner registered to run at exit (its cgroup's removal)
+    runs and its last log line is written, with its exit code; the interpreter's teardown,
+    which would free every object the runner shares with the server, does not run."""
+    handler, teardown = tmp_path / "handler", tmp_path / "teardown"
+    script = f"""
+import atexit, logging, pathlib
+from runner_image.forkserver import end_runner
+
+class Kept:
+    def __del__(self):
+        pathlib.Path({str(teardown)!r}).write_text("ran")
+
+kept = Kept()  # a module global: only the interpreter's teardown deletes it
+atexit.register(pathlib.Path({str(handler)!r}).write_text, "ran")
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+logging.getLogger("runner").info("last words")
+end_runner(3)
+"""
+    ended = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+
+    assert ended.returncode == 3
+    assert "last words" in ended.stderr
+    assert handler.read_text() == "ran"
+    assert not teardown.exists()
