@@ -190,11 +190,17 @@ def grade(bundle: Bundle, isolation: Isolation) -> Judgement:
     # else, and the sweep of what that uid leaves behind never deletes our folders.
     grading_dir = Path(tempfile.mkdtemp(prefix="cloudemy-grading-"))
     grading_dir.chmod(0o711)
+    # Whether untrusted code may have written into the build folder: a compile step runs in
+    # it, and without namespaces a test's program (in its fresh copy) can reach it. In
+    # namespaces a test sees the build only as an overlay, whose writes vanish with it.
+    written_by_untrusted = not isolation.namespaces
     try:
         build_dir = _private_dir(grading_dir, "build", isolation)
         _write_source(build_dir, spec.source_file, bundle.code)
-        if spec.compiles_first and (failed := _build(spec, bundle, build_dir, isolation)):
-            return failed
+        if spec.compiles_first:
+            written_by_untrusted = True
+            if failed := _build(spec, bundle, build_dir, isolation):
+                return failed
         # Public tests run first: whatever a hidden test's input could leave behind where
         # runs share a /tmp (an unprivileged pod, without namespaces) is never there for a
         # test whose output the student sees.
@@ -202,12 +208,13 @@ def grade(bundle: Bundle, isolation: Isolation) -> Judgement:
         outcomes: dict[int, TestOutcome] = {}
         for i in order:
             outcome = _run_test(spec, bundle, i, build_dir, isolation)
-            first_failed_to_compile = not outcomes and _may_not_compile(spec, outcome)
-            if first_failed_to_compile and (failed := _build(spec, bundle, build_dir, isolation)):
-                return failed
+            if not outcomes and _may_not_compile(spec, outcome):
+                written_by_untrusted = True
+                if failed := _build(spec, bundle, build_dir, isolation):
+                    return failed
             outcomes[i] = outcome
         return judge(bundle, [outcomes[i] for i in range(len(bundle.tests))], spec.syntax_error_tag)
     finally:
-        if (grading_dir / "build").is_dir():
+        if written_by_untrusted and (grading_dir / "build").is_dir():
             _remove(grading_dir / "build", isolation)
         shutil.rmtree(grading_dir, ignore_errors=True)
