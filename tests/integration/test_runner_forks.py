@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from runner_image.forkserver import RUNNER_NICENESS
 from tasks.launchers.runner_forks import ForkServerGone, RunnerForkServer, process_exists
 
 SECRET = "the-server-secret-" * 3
@@ -160,3 +161,16 @@ end_runner(3)
     assert "last words" in ended.stderr
     assert handler.read_text() == "ran"
     assert not teardown.exists()
+
+
+def test_runners_yield_the_cpu_to_the_platform(forks, silent_backend):
+    """Forked runners (and so the programs they run) have a lower priority than the worker
+    and the webapp they share the machine with."""
+    runner = forks.spawn(runner_env(silent_backend))
+    try:
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, runner.pid) == min(ours + RUNNER_NICENESS, 19)
+        assert RUNNER_NICENESS > 0
+    finally:
+        os.killpg(runner.pid, signal.SIGKILL)
+    assert runner.wait(10) == -signal.SIGKILL
