@@ -4,8 +4,9 @@ path, side by side with ten bare `python3 main.py` runs of the same solution. Go
 
 Each graded round is a runner as the local launcher's fork server makes one: a child forked
 from this process, where the isolation layers were proven once beforehand; the child takes
-its own sandbox uid, cgroup and seccomp filter, grades (sandboxed runs, judging) and
-removes its cgroup as a runner does when it exits.
+its own sandbox uid, cgroup and seccomp filter and grades (sandboxed runs, judging); the
+round is timed to its verdict, then the child removes its cgroup as a runner does when it
+exits, after posting its result.
 
 Both are measured interleaved in one process, so machine noise hits both alike.
 """
@@ -55,24 +56,32 @@ def bare_runs(workdir: Path) -> float:
 
 
 def graded_run() -> float:
+    """Seconds from the fork to the verdict, which a runner posts before it cleans up and
+    exits (that part is waited for, not timed: the student is not waiting on it)."""
+    verdict_read, verdict_write = os.pipe()
     started = time.perf_counter()
     pid = os.fork()
     if pid == 0:
         accepted = False
         try:
+            os.close(verdict_read)
             isolation = probe_isolation()
             judgement = grade(
                 Bundle(submission_id="bench", language="python", code=SOLUTION, tests=TESTS),
                 isolation,
             )
             accepted = judgement.verdict == Verdict.ACCEPTED
+            os.write(verdict_write, b"1" if accepted else b"0")
             if isolation.cgroup:
                 runner_cgroup().remove()
         finally:
             os._exit(0 if accepted else 1)
-    _, status = os.waitpid(pid, 0)
+    os.close(verdict_write)
+    verdict = os.read(verdict_read, 1)
     elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    os.close(verdict_read)
+    _, status = os.waitpid(pid, 0)
+    if verdict != b"1" or os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("a graded round was not accepted")
     return elapsed
 

@@ -14,6 +14,8 @@ import resource
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from runner_image.sandbox.cgroups import runner_cgroup
+from runner_image.sandbox.cgroups import kill_and_wait, runner_cgroup
 from runner_image.sandbox.isolation import Isolation, probe_isolation, processes_of_current_uid
 from runner_image.sandbox.namespaces import SANDBOX_WORKDIR
 from runner_image.sandbox.process import Limits, execute
@@ -454,3 +456,30 @@ def test_a_run_over_its_budget_is_out_of_memory_even_when_it_finishes(run, isola
     result = run(code, limits=Limits(cpu_ms=2000, wall_ms=10_000, memory_mb=64))
 
     assert result.out_of_memory is True
+
+
+def test_kill_and_wait_returns_once_every_process_has_ended():
+    """Processes that ignore every signal they may, and one that has exited already (not
+    reaped yet): all end, and the call returns as soon as they have, long before its
+    deadline."""
+    stubborn = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import signal, time\n"
+                "for s in (signal.SIGTERM, signal.SIGINT): signal.signal(s, signal.SIG_IGN)\n"
+                "time.sleep(60)",
+            ]
+        )
+        for _ in range(2)
+    ]
+    exited = subprocess.Popen(["true"])
+    while Path(f"/proc/{exited.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.01)
+    began = time.monotonic()
+    kill_and_wait([p.pid for p in stubborn] + [exited.pid], deadline=began + 30)
+    assert time.monotonic() - began < 10
+    for process in stubborn:
+        assert process.wait(timeout=5) == -signal.SIGKILL
+    assert exited.wait(timeout=5) == 0
