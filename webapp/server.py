@@ -61,6 +61,9 @@ def limit_retained_memory(mallopt: Callable[[int, int], int] | None = None) -> b
     return all(result == 1 for result in accepted)
 
 
+KEEPALIVE_SECONDS = 75
+
+
 def run_gunicorn(load_app: Callable[[], Flask], bind: str, workers: int, threads: int) -> None:
     if not limit_retained_memory():
         logging.getLogger(__name__).warning("malloc options not set: freed memory is kept")
@@ -72,6 +75,10 @@ def run_gunicorn(load_app: Callable[[], Flask], bind: str, workers: int, threads
             "threads": threads,
             "worker_class": "gthread",
             "timeout": 60,
+            # Idle keep-alive connections stay open longer than clients and load balancers
+            # keep theirs (gunicorn's 2 s would close one just as a client reuses it, and a
+            # POST sent on it fails with "connection closed without response").
+            "keepalive": KEEPALIVE_SECONDS,
             "accesslog": "-",
             "errorlog": "-",
             "pre_fork": _freeze_imported_objects,

@@ -3,6 +3,7 @@ runner process -> internal callback -> REST, with every part a real process."""
 
 from __future__ import annotations
 
+import http.client
 import time
 
 import requests
@@ -175,3 +176,20 @@ def test_bad_input_gets_clear_json_errors_and_nothing_is_stored(stack, new_stude
         assert response.headers["Content-Type"] == "application/json"
         assert response.json()["error"]["code"] == code
     assert student.get("/api/submissions").json()["total"] == 0
+
+
+def test_an_idle_keep_alive_connection_still_serves_the_next_request(stack):
+    """A client that keeps its connection (a browser, a pool) and sends its next request a
+    few seconds later gets an answer, not a connection closed under it: gunicorn's default
+    closes idle connections after 2 s."""
+    host, port = stack.api_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        for pause in (0, 3):
+            time.sleep(pause)
+            connection.request("GET", "/healthz")
+            answer = connection.getresponse()
+            answer.read()
+            assert answer.status == 200
+    finally:
+        connection.close()
