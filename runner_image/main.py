@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 
 import redis
+from redis import DriverInfo
 from redis.exceptions import RedisError
 
 from runner_image.contract import (
@@ -34,6 +35,10 @@ from runner_image.settings import ConfigError, RunnerSettings
 log = logging.getLogger("runner")
 
 PR_SET_DUMPABLE = 4
+# redis-py reads its own version from the installed packages' metadata (a walk of
+# site-packages) for each client made without one: read once, at import, so the runners
+# the fork server forks inherit it.
+REDIS_DRIVER = DriverInfo()
 
 
 def make_non_dumpable() -> None:
@@ -41,6 +46,12 @@ def make_non_dumpable() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         log.warning("could not clear the dumpable flag (errno %d)", ctypes.get_errno())
+
+
+def bundle_store(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        redis_url, socket_timeout=10, socket_connect_timeout=5, driver_info=REDIS_DRIVER
+    )
 
 
 def load_bundle(client: redis.Redis, submission_id: str, grading_round: int = 0) -> Bundle:
@@ -86,7 +97,7 @@ def _grade_submission(settings: RunnerSettings) -> Result:
     """Raises BundleMissing or RedisError when there is nothing to grade yet (Redis lost the
     bundle, which the backend rebuilds, or is restarting); whatever else goes wrong becomes
     an error result the backend can store."""
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    client = bundle_store(settings.redis_url)
     try:
         bundle = load_bundle(client, settings.submission_id, settings.grading_round)
     except (BundleMissing, RedisError):
