@@ -50,6 +50,7 @@ def spawning_first_to_kill() -> Iterator[None]:
 
 CONTROLLERS = ("memory", "pids", "cpuacct")
 PARENT = "cloudemy-sandbox"
+MIB = 1024 * 1024
 
 log = logging.getLogger("runner")
 
@@ -59,11 +60,16 @@ def runner_cgroup() -> RunCgroup:
     """This runner's cgroup for all its runs, created on first use and removed when the
     runner exits. Raises OSError where none can be created."""
     _remove_stale_cgroups()
-    cgroup = RunCgroup.create(memory_bytes=64 * 1024 * 1024, max_processes=1)
+    cgroup = _new_cgroup()
     atexit.register(cgroup.remove)
     cgroup.relax()
     cgroup.enter()  # at once: an empty cgroup is another runner's to remove as stale
     return cgroup
+
+
+def _new_cgroup() -> RunCgroup:
+    """A new cgroup, its limits placeholders: each run sets its own (prepare)."""
+    return RunCgroup.create(memory_bytes=64 * MIB, max_processes=1)
 
 
 STALE_AFTER_SECONDS = 60
@@ -98,13 +104,12 @@ def cgroups_creatable() -> bool:
     if os.geteuid() != 0:
         return False
     try:
-        RunCgroup.create(memory_bytes=64 * 1024 * 1024, max_processes=1).remove()
+        _new_cgroup().remove()
     except OSError:
         return False
     return True
 
 
-MIB = 1024 * 1024
 OOM_HEADROOM_MARGIN = 16 * MIB
 
 
