@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from runner_image.contract import Bundle, TestCase, Verdict
+from runner_image.forkserver import end_runner
 from runner_image.grading.grader import grade
-from runner_image.sandbox.cgroups import runner_cgroup
 from runner_image.sandbox.isolation import probe_isolation, proven_layers
 from runner_image.sandbox.languages import SANDBOX_PATH
 
@@ -65,17 +65,14 @@ def graded_run() -> float:
         accepted = False
         try:
             os.close(verdict_read)
-            isolation = probe_isolation()
             judgement = grade(
                 Bundle(submission_id="bench", language="python", code=SOLUTION, tests=TESTS),
-                isolation,
+                probe_isolation(),
             )
             accepted = judgement.verdict == Verdict.ACCEPTED
             os.write(verdict_write, b"1" if accepted else b"0")
-            if isolation.cgroup:
-                runner_cgroup().remove()
         finally:
-            os._exit(0 if accepted else 1)
+            end_runner(0 if accepted else 1)
     os.close(verdict_write)
     verdict = os.read(verdict_read, 1)
     elapsed = time.perf_counter() - started
