@@ -1,4 +1,4 @@
-"""cloudemy_dev.mongomock_lookups, as the embedded stand-in uses it: a document found by its
+"""cloudemy_dev.mongomock_lookups, as the embedded stand-in turns it on: a document found by its
 _id directly, plain equalities checked before mongomock's matcher, and every query answered
 exactly as mongomock's scan of the whole collection answers it."""
 
@@ -7,15 +7,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import mongoengine
+import mongomock
 import pytest
 from bson import ObjectId
 from mongomock import OperationFailure
+from mongomock.filtering import filter_applies
 from pymongo.collection import Collection
 
-from cloudemy_dev.embedded import connect_embedded_mongo
-from cloudemy_dev.mongomock_lookups import may_match, required_equalities
-from webapp.settings import WebappSettings
+from cloudemy_dev import mongomock_lookups
+from cloudemy_dev.mongomock_lookups import may_match, required_equalities, use_shortcuts
 
 IDS = [ObjectId() for _ in range(3)]
 OWNERS = [ObjectId(), ObjectId()]
@@ -23,19 +23,13 @@ OWNERS = [ObjectId(), ObjectId()]
 
 @pytest.fixture
 def collection() -> Iterator[Collection]:
-    settings = WebappSettings.from_env(
-        {},
-        mongo_uri="mongomock://localhost",
-        db_name=f"test_{uuid.uuid4().hex}",
-        internal_result_token="t" * 32,
-        secret_key="s" * 32,
-        redis_url="redis://127.0.0.1:1/0",
-    )
-    things = connect_embedded_mongo(settings)["things"]
+    use_shortcuts()  # as cloudemy_dev.embedded.connect_embedded_mongo does
+    client = mongomock.MongoClient()
+    things = client[f"test_{uuid.uuid4().hex}"]["things"]
     things.insert_many([{"_id": oid, "n": n, "owner": OWNERS[n % 2]} for n, oid in enumerate(IDS)])
     things.insert_one({"_id": "by-name", "n": 9, "owner": [OWNERS[0], "x"], "f": 2.0})
     yield things
-    mongoengine.disconnect()
+    client.close()
 
 
 @pytest.mark.parametrize(
@@ -97,3 +91,20 @@ def test_only_plain_top_level_equalities_are_checked_early():
     oid = ObjectId()
     query = {"a": oid, "b": "x", "c": 3, "d": True, "e.f": 1, "g": {"$gt": 1}, "$or": []}
     assert required_equalities(query) == [("a", oid), ("b", "x"), ("c", 3)]
+
+
+def test_lookups_by_id_and_by_plain_fields_take_the_shortcuts(collection, monkeypatch):
+    """mongomock's matcher runs on the one document with the _id, and on the documents whose
+    `owner` may hold the value (one equal, one an array), not on all four."""
+    matched = []
+
+    def counted(query, document):
+        matched.append(document["_id"])
+        return filter_applies(query, document)
+
+    monkeypatch.setattr(mongomock_lookups, "filter_applies", counted)
+    assert collection.find_one({"_id": IDS[1]})["n"] == 1
+    assert matched == [IDS[1]]
+    matched.clear()
+    assert sorted(d["n"] for d in collection.find({"owner": OWNERS[1]})) == [1]
+    assert sorted(map(str, matched)) == sorted(map(str, [IDS[1], "by-name"]))
