@@ -5,6 +5,7 @@ own count of stored results against the submissions that ended)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -293,8 +294,13 @@ def test_a_runner_that_hangs_ends_in_error_at_its_deadline(faults, client):
         time.sleep(0.05)
     assert pid is not None, "its runner never started"
     os.killpg(pid, signal.SIGSTOP)  # its whole group: hung, not dead
-
-    states, ended = client.wait_final([submission_id], DEADLINE_SECONDS + 60)
+    try:
+        states, ended = client.wait_final([submission_id], DEADLINE_SECONDS + 60)
+    finally:
+        # The launcher kills it at its deadline; if the test fails first, a stopped runner
+        # must not outlive the stack (it sits in a session of its own).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
     state = states[submission_id]
     took = ended - submitted
     record(
