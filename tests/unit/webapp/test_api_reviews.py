@@ -7,8 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from tests.unit.webapp.conftest import graded_result
+from webapp.models import Submission
+from webapp.reviews import review_agreement
 
 RUBRIC = "Explain the algorithm in a comment; name things clearly."
 
@@ -190,3 +193,32 @@ def test_a_tag_can_only_be_linked_to_tests_the_assignment_has(client, instructor
     assert "nope" in created.get_json()["error"]["details"]["errors"][0]["message"]
     assert linked.status_code == 201
     assert renamed.status_code == 400 and "secret" in renamed.get_json()["error"]["message"]
+
+
+def test_the_agreement_figures_count_reviewed_submissions_only(app, database):
+    """Unreviewed submissions hold `review: null` (a regrade puts it back to null): the
+    figures are those of the reviewed ones."""
+    assignment_id = ObjectId()
+    reviews = [
+        None,
+        None,
+        {"rubric_score": 40.0, "model_rubric_score": 40.0},
+        {"rubric_score": 10.0, "model_rubric_score": 40.0},
+    ]
+    with app.app_context():
+        for review in reviews:
+            Submission(
+                assignment_id=assignment_id,
+                user_id=ObjectId(),
+                language="python",
+                code="print(1)\n",
+                attempt=1,
+                max_score=100.0,
+                review=review,
+            ).save()
+        unreviewed = Submission.objects(assignment_id=assignment_id, review=None).count()
+        agreement = review_agreement(assignment_id)
+
+    assert unreviewed == 2
+    assert (agreement.reviewed, agreement.confirmed, agreement.overridden) == (2, 1, 1)
+    assert (agreement.mean_change, agreement.mean_abs_change) == (-15.0, 15.0)
