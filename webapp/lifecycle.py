@@ -51,23 +51,36 @@ def round_started(submission: Submission) -> datetime | None:
     return submission.round_started_at or submission.created_at
 
 
+def _status_now(submission_id: ObjectId) -> Status | None:
+    shown = Submission.objects(id=submission_id).only("status").first()
+    return Status(shown.status) if shown is not None else None
+
+
 def mark_scheduled(
     redis: Redis, submission_id: ObjectId, job_name: str | None, grading_round: int = 0
-) -> bool:
+) -> tuple[bool, Status | None]:
+    """Whether the round moved to `scheduled`, and the submission's status now. The job's
+    name is kept even when it did not (a fast runner may report before the scheduler):
+    one update when it moves, as it nearly always does."""
     this_round = Submission.objects(id=submission_id, round=grading_round)
-    if job_name:  # even when final: a fast runner may report before the scheduler does
-        this_round.update_one(set__job_name=job_name)
+    named = {"set__job_name": job_name} if job_name else {}
     changed = bool(
         this_round.filter(status=Status.QUEUED).update_one(
-            set__status=Status.SCHEDULED, set__scheduled_at=utcnow()
+            set__status=Status.SCHEDULED, set__scheduled_at=utcnow(), **named
         )
     )
     if changed:
         publish_status(redis, submission_id, Status.SCHEDULED)
-    return changed
+        return True, Status.SCHEDULED
+    if named:
+        this_round.update_one(**named)
+    return False, _status_now(submission_id)
 
 
-def mark_running(redis: Redis, submission_id: ObjectId, grading_round: int = 0) -> bool:
+def mark_running(
+    redis: Redis, submission_id: ObjectId, grading_round: int = 0
+) -> tuple[bool, Status | None]:
+    """Whether the round moved to `running`, and the submission's status now."""
     changed = bool(
         Submission.objects(
             id=submission_id,
@@ -77,7 +90,8 @@ def mark_running(redis: Redis, submission_id: ObjectId, grading_round: int = 0) 
     )
     if changed:
         publish_status(redis, submission_id, Status.RUNNING)
-    return changed
+        return True, Status.RUNNING
+    return False, _status_now(submission_id)
 
 
 def store_result(redis: Redis, submission: Submission, result: Result) -> StoreOutcome:

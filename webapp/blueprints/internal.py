@@ -49,13 +49,18 @@ def _require_token(expected: str) -> None:
         raise ApiError(401, "invalid_token", f"missing or invalid {RESULT_TOKEN_HEADER}")
 
 
-def authorised_submission(submission_id: str, presented: str | None, where: str) -> Submission:
-    """The submission whose current grading round `presented` is the token of. A token of
-    no round is 401 whether or not the id exists (an unknown id reveals nothing without a
-    token); one of an earlier round is 409 `stale_round`. `where` names the credential in
-    the 401's message."""
+def authorised_submission(
+    submission_id: str, presented: str | None, where: str, fields: tuple[str, ...] = ()
+) -> Submission:
+    """The submission whose current grading round `presented` is the token of (only its
+    `fields` and round, when `fields` are named). A token of no round is 401 whether or not
+    the id exists (an unknown id reveals nothing without a token); one of an earlier round
+    is 409 `stale_round`. `where` names the credential in the 401's message."""
     oid = ObjectId(submission_id) if ObjectId.is_valid(submission_id) else None
-    submission = Submission.objects(id=oid).first() if oid is not None else None
+    found = Submission.objects(id=oid)
+    if fields:
+        found = found.only("round", *fields)
+    submission = found.first() if oid is not None else None
     current = submission.round if submission is not None else 0
     presented_round = token_round(_server_secret(), submission_id, presented, current)
     if presented_round is None:
@@ -73,9 +78,9 @@ def authorised_submission(submission_id: str, presented: str | None, where: str)
     return submission
 
 
-def _authorised_submission(submission_id: str) -> Submission:
+def _authorised_submission(submission_id: str, fields: tuple[str, ...] = ()) -> Submission:
     return authorised_submission(
-        submission_id, request.headers.get(RESULT_TOKEN_HEADER), RESULT_TOKEN_HEADER
+        submission_id, request.headers.get(RESULT_TOKEN_HEADER), RESULT_TOKEN_HEADER, fields
     )
 
 
@@ -96,14 +101,15 @@ STALE = "`stale_round`: the token is of a grading round a regrade has replaced"
 def post_status(submission_id: str):
     """A submission's current round was scheduled or started (scheduler, runner); never
     moves it backwards."""
-    submission = _authorised_submission(submission_id)
+    submission = _authorised_submission(submission_id, fields=("round",))
     oid, grading_round = submission.id, submission.round
     body = parse_body(StatusBody)
     if body.status == Status.SCHEDULED:
-        changed = mark_scheduled(services().redis, oid, body.job_name, grading_round)
+        changed, status = mark_scheduled(services().redis, oid, body.job_name, grading_round)
     else:
-        changed = mark_running(services().redis, oid, grading_round)
-    status = Submission.objects(id=oid).only("status").first().status
+        changed, status = mark_running(services().redis, oid, grading_round)
+    if status is None:  # deleted meanwhile, with its assignment
+        raise not_found("submission")
     return jsonify(StatusChangeOut(status=status, changed=changed).json_body())
 
 

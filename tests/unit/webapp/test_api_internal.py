@@ -250,6 +250,7 @@ def test_scheduled_then_running(internal_post, submission_id):
     )
     assert scheduled.get_json() == {"status": "scheduled", "changed": True}
     assert _stored(submission_id).scheduled_at is not None
+    assert _stored(submission_id).job_name == "runner-x"
 
     running = internal_post(submission_id, "status", {"status": "running"})
 
