@@ -29,9 +29,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner_image.sandbox.control_files import read_control_file, write_control_file
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # For the programs: the first the out-of-memory killer chooses (raising needs no privilege).
 OOM_SCORE_ADJ = 1000
+OWN_OOM_SCORE_ADJ = "/proc/self/oom_score_adj"
 
 
 @contextlib.contextmanager
@@ -39,13 +42,12 @@ def spawning_first_to_kill() -> Iterator[None]:
     """The runner's OOM score at its highest while it spawns a run (the child inherits it),
     and back to what it was after: a process may raise its own score and lower it back to
     where it started without privilege, and an exec of util-linux `choom` costs far more."""
-    adjustment = Path("/proc/self/oom_score_adj")
-    before = adjustment.read_text().strip()
-    adjustment.write_text(str(OOM_SCORE_ADJ))
+    before = read_control_file(OWN_OOM_SCORE_ADJ).strip()
+    write_control_file(OWN_OOM_SCORE_ADJ, OOM_SCORE_ADJ)
     try:
         yield
     finally:
-        adjustment.write_text(before)
+        write_control_file(OWN_OOM_SCORE_ADJ, before)
 
 
 CONTROLLERS = ("memory", "pids", "cpuacct")
@@ -128,7 +130,7 @@ def oom_headroom(own_rss: int, charged: int, budget: int) -> int:
 
 
 def _own_rss() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+    for line in read_control_file("/proc/self/status").splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
@@ -194,16 +196,16 @@ class RunCgroup:
         return self.root / controller / PARENT / self.name
 
     @functools.cached_property
-    def _folders(self) -> dict[str, Path]:
+    def _folders(self) -> dict[str, str]:
         """Each controller's folder, joined once: a run reads and writes about twenty control
         files, and pathlib's joins cost more than the reads themselves."""
-        return {controller: self.path(controller) for controller in CONTROLLERS}
+        return {controller: f"{self.path(controller)}/" for controller in CONTROLLERS}
 
     def _write(self, controller: str, name: str, value: int | str) -> None:
-        (self._folders[controller] / name).write_text(str(value))
+        write_control_file(self._folders[controller] + name, value)
 
     def _read(self, controller: str, name: str) -> str:
-        return (self._folders[controller] / name).read_text()
+        return read_control_file(self._folders[controller] + name)
 
     @property
     def entered(self) -> bool:
@@ -279,7 +281,7 @@ class RunCgroup:
     @functools.cached_property
     def _memory_limit_files(self) -> tuple[str, ...]:
         """memory+swap first; without swap accounting there is no such file to set."""
-        if (self._folders["memory"] / "memory.memsw.limit_in_bytes").exists():
+        if os.path.exists(self._folders["memory"] + "memory.memsw.limit_in_bytes"):
             return ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes")
         return ("memory.limit_in_bytes",)
 

@@ -9,6 +9,8 @@ import ctypes
 import os
 import signal
 
+from runner_image.sandbox.control_files import read_control_file
+
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -21,8 +23,8 @@ def become_subreaper() -> None:
 def own_children() -> set[int]:
     children: set[int] = set()
     for task in os.scandir("/proc/self/task"):
-        with contextlib.suppress(OSError), open(f"{task.path}/children") as listing:
-            children.update(int(pid) for pid in listing.read().split())
+        with contextlib.suppress(OSError):
+            children.update(int(pid) for pid in read_control_file(f"{task.path}/children").split())
     return children
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from runner_image.sandbox import cgroups
 from runner_image.sandbox.cgroups import CONTROLLERS, PARENT, RunCgroup
+from runner_image.sandbox.control_files import write_control_file as real_write_control_file
 
 UNLIMITED = str(2**63 - 4096)
 MIB = 1024 * 1024
@@ -74,24 +75,26 @@ class FakeCgroupfs:
                     control_file.unlink()
             original_rmdir(self)
 
-        def write_text(self: Path, data: str, *args, **kwargs) -> int:
-            if fake.controller_of(self.parent) == "memory" and data.strip() == "-1":
+        def write_control_file(path: str, value: int | str) -> None:
+            control_file, data = Path(path), str(value)
+            if fake.controller_of(control_file.parent) == "memory" and data.strip() == "-1":
                 data = UNLIMITED  # the kernel's spelling of "no limit" on the way in
-            if fake.controller_of(self.parent) == "memory":
-                memory = self.parent / "memory.limit_in_bytes"
-                memsw = self.parent / "memory.memsw.limit_in_bytes"
-                if self == memory and memsw.exists() and int(data) > int(memsw.read_text()):
-                    raise OSError(errno.EINVAL, "memory above memory+swap", str(self))
-                if self == memsw and int(data) < int(memory.read_text()):
-                    raise OSError(errno.EINVAL, "memory+swap below memory", str(self))
-            pids_max = fake.controller_of(self.parent) == "pids" and self.name == "pids.max"
-            if pids_max and data != "max" and int(data) < 0:
-                raise OSError(errno.EINVAL, "not a process count", str(self))
-            return original_write_text(self, data, *args, **kwargs)
+            if fake.controller_of(control_file.parent) == "memory":
+                memory = control_file.parent / "memory.limit_in_bytes"
+                memsw = control_file.parent / "memory.memsw.limit_in_bytes"
+                above = memsw.exists() and int(data) > int(memsw.read_text())
+                if control_file == memory and above:
+                    raise OSError(errno.EINVAL, "memory above memory+swap", path)
+                if control_file == memsw and int(data) < int(memory.read_text()):
+                    raise OSError(errno.EINVAL, "memory+swap below memory", path)
+            pids = fake.controller_of(control_file.parent) == "pids"
+            if pids and control_file.name == "pids.max" and data != "max" and int(data) < 0:
+                raise OSError(errno.EINVAL, "not a process count", path)
+            real_write_control_file(path, data)
 
         monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
         monkeypatch.setattr(pathlib.Path, "rmdir", rmdir)
-        monkeypatch.setattr(pathlib.Path, "write_text", write_text)
+        monkeypatch.setattr(cgroups, "write_control_file", write_control_file)
 
 
 @pytest.fixture(params=[True, False], ids=["swap-accounting", "no-swap-accounting"])
