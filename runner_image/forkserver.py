@@ -128,7 +128,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Imported here, not at the top, so the launcher can import this module's constants
     # without the runner; here it is the point: everything a runner imports, before any fork.
-    from runner_image.main import run
+    from runner_image.main import run, warm_up
     from runner_image.sandbox.isolation import proven_layers
 
     if WITH_LLM in argv:
@@ -136,6 +136,7 @@ def main(argv: list[str]) -> int:
         # would otherwise pay (runner_image.review.llm imports it only when called).
         importlib.import_module("runner_image.review.llm_call")
     proven_layers()
+    warm_up()
     os.nice(RUNNER_NICENESS)
     gc.freeze()  # the imported modules' objects: runners' collections leave them shared
     env = serve()

@@ -41,6 +41,30 @@ PR_SET_DUMPABLE = 4
 REDIS_DRIVER = DriverInfo()
 
 
+# What warm_up reads: placeholders, never a runner's values (the fork server has none).
+PLACEHOLDER_ENV = {
+    "SUBMISSION_ID": "placeholder",
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "BACKEND_INTERNAL_URL": "http://127.0.0.1:1/internal",
+    "INTERNAL_RESULT_TOKEN": "placeholder",
+}
+
+
+def warm_up() -> None:
+    """Do once, in the fork server, the work every runner would otherwise repeat on first
+    use: pydantic-settings' lookups of the settings' fields, and requests' preparation of a
+    callback. The runners it forks inherit it: about 4 ms of CPU less each, out of 13 for
+    both (measured in forked children). Nothing is sent."""
+    settings = RunnerSettings.from_env(PLACEHOLDER_ENV)
+    client = InternalApiClient(
+        settings.backend_internal_url, settings.internal_result_token.get_secret_value()
+    )
+    try:
+        client.prepare_post(f"/submissions/{settings.submission_id}/status", {})
+    finally:
+        client.close()
+
+
 def make_non_dumpable() -> None:
     """A same-uid process can then read neither our memory nor /proc/<pid>/environ."""
     libc = ctypes.CDLL(None, use_errno=True)

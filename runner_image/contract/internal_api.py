@@ -58,6 +58,12 @@ class InternalApiClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
+    def prepare_post(self, path: str, body: dict[str, Any]) -> requests.PreparedRequest:
+        """The request `_post` would send, prepared, not sent (runner_image.main.warm_up)."""
+        return self.session.prepare_request(
+            requests.Request("POST", f"{self.base_url}{path}", json=body)
+        )
+
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
         try:

@@ -4,6 +4,7 @@ and the error Result a runner reports when it cannot grade."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from runner_image.contract import (
     Status,
     Verdict,
 )
+from runner_image.main import warm_up
 
 
 @dataclass
@@ -163,3 +165,29 @@ def test_error_result_shape():
     assert "the bundle expired" in result.feedback
     body = result.model_dump(mode="json")
     assert (body["status"], body["verdict"], body["score"]) == ("error", "internal_error", None)
+
+
+def test_a_prepared_post_is_what_would_be_sent_and_sends_nothing(backend):
+    server = backend(200)
+    client = client_for(server.url)
+    try:
+        prepared = client.prepare_post("/submissions/s1/status", {"status": "running"})
+    finally:
+        client.close()
+
+    assert prepared.method == "POST"
+    assert prepared.url == server.url.rstrip("/") + "/submissions/s1/status"
+    assert prepared.headers[RESULT_TOKEN_HEADER] == "token-123"
+    assert json.loads(prepared.body) == {"status": "running"}
+    assert server.requests == []
+
+
+def test_the_fork_servers_warm_up_holds_no_secret_and_sends_nothing(monkeypatch):
+    """runner_image.main.warm_up, as the fork server runs it (started with PATH alone):
+    nothing is added to its environment, and its placeholder backend (a port nothing
+    listens on, so a call would raise) is never called."""
+    monkeypatch.setattr(os, "environ", {"PATH": "/usr/bin"})
+
+    warm_up()
+
+    assert os.environ == {"PATH": "/usr/bin"}
