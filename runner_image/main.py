@@ -9,7 +9,6 @@ import sys
 from dataclasses import replace
 
 import redis
-from redis import DriverInfo
 from redis.exceptions import RedisError
 
 from runner_image.contract import (
@@ -35,10 +34,6 @@ from runner_image.settings import ConfigError, RunnerSettings
 log = logging.getLogger("runner")
 
 PR_SET_DUMPABLE = 4
-# redis-py reads its own version from the installed packages' metadata (a walk of
-# site-packages) for each client made without one: read once, at import, so the runners
-# the fork server forks inherit it.
-REDIS_DRIVER = DriverInfo()
 
 
 # What warm_up reads: placeholders, never a runner's values (the fork server has none).
@@ -73,8 +68,11 @@ def make_non_dumpable() -> None:
 
 
 def bundle_store(redis_url: str) -> redis.Redis:
+    """For one GET. Without driver info: no CLIENT SETINFO on connecting (two round trips
+    for a connection this short), and redis-py 7.2+ does not walk site-packages for its own
+    version, as it does for each client made without it."""
     return redis.Redis.from_url(
-        redis_url, socket_timeout=10, socket_connect_timeout=5, driver_info=REDIS_DRIVER
+        redis_url, socket_timeout=10, socket_connect_timeout=5, driver_info=None
     )
 
 

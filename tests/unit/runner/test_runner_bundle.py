@@ -297,13 +297,16 @@ def test_a_runner_that_reports_exits_0(run_with):
     assert backend.reports == ["running", "graded"]
 
 
-def test_the_bundle_store_client_reads_no_package_metadata(monkeypatch):
-    """redis-py looks its own version up in site-packages for every client made without
-    one: a runner forked from the fork server uses the version read once, at import."""
+def test_the_bundle_store_client_reads_no_package_metadata_and_sends_no_client_info(
+    monkeypatch,
+):
+    """redis-py looks its own version up in site-packages for every client made with driver
+    info, and sends it (CLIENT SETINFO, two round trips) on connecting: a runner's client,
+    for one GET, has none."""
 
     def walk_site_packages(name: str) -> str:
         raise AssertionError(f"package metadata of {name} read for a runner's client")
 
     monkeypatch.setattr(importlib.metadata, "version", walk_site_packages)
     client = main.bundle_store("redis://127.0.0.1:1/0")
-    assert client.connection_pool.connection_kwargs["driver_info"].lib_version == redis.__version__
+    assert client.connection_pool.connection_kwargs["driver_info"] is None
