@@ -2,7 +2,8 @@
 forks one runner per submission, so a submission no longer pays an interpreter's start and
 the runner's imports (about half a second of CPU) before it is graded, nor the trial run
 that proves which isolation layers this machine supports (proven here once, before any
-fork; each runner still takes a sandbox uid and a cgroup of its own). The local launcher
+fork; each runner still takes a sandbox uid and a cgroup of its own), nor the libraries'
+first-use work (runner_image.main.warm_up). The local launcher
 keeps one per worker process (tasks.launchers.runner_forks).
 
 It holds no secret: it is started with PATH alone, and each request brings one runner's
