@@ -50,16 +50,16 @@ def _require_token(expected: str) -> None:
 
 
 def authorised_submission(
-    submission_id: str, presented: str | None, where: str, fields: tuple[str, ...] = ()
+    submission_id: str, presented: str | None, where: str, round_only: bool = False
 ) -> Submission:
-    """The submission whose current grading round `presented` is the token of (only its
-    `fields` and round, when `fields` are named). A token of no round is 401 whether or not
-    the id exists (an unknown id reveals nothing without a token); one of an earlier round
-    is 409 `stale_round`. `where` names the credential in the 401's message."""
+    """The submission whose current grading round `presented` is the token of (with its
+    round alone, for `round_only`). A token of no round is 401 whether or not the id exists
+    (an unknown id reveals nothing without a token); one of an earlier round is 409
+    `stale_round`. `where` names the credential in the 401's message."""
     oid = ObjectId(submission_id) if ObjectId.is_valid(submission_id) else None
     found = Submission.objects(id=oid)
-    if fields:
-        found = found.only("round", *fields)
+    if round_only:
+        found = found.only("round")
     submission = found.first() if oid is not None else None
     current = submission.round if submission is not None else 0
     presented_round = token_round(_server_secret(), submission_id, presented, current)
@@ -78,9 +78,9 @@ def authorised_submission(
     return submission
 
 
-def _authorised_submission(submission_id: str, fields: tuple[str, ...] = ()) -> Submission:
+def _authorised_submission(submission_id: str, round_only: bool = False) -> Submission:
     return authorised_submission(
-        submission_id, request.headers.get(RESULT_TOKEN_HEADER), RESULT_TOKEN_HEADER, fields
+        submission_id, request.headers.get(RESULT_TOKEN_HEADER), RESULT_TOKEN_HEADER, round_only
     )
 
 
@@ -101,7 +101,7 @@ STALE = "`stale_round`: the token is of a grading round a regrade has replaced"
 def post_status(submission_id: str):
     """A submission's current round was scheduled or started (scheduler, runner); never
     moves it backwards."""
-    submission = _authorised_submission(submission_id, fields=("round",))
+    submission = _authorised_submission(submission_id, round_only=True)
     oid, grading_round = submission.id, submission.round
     body = parse_body(StatusBody)
     if body.status == Status.SCHEDULED:
