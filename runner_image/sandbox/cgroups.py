@@ -29,7 +29,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner_image.sandbox.control_files import read_control_file, write_control_file
+from runner_image.sandbox.control_files import (
+    read_control_file,
+    status_kb,
+    write_control_file,
+)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # For the programs: the first the out-of-memory killer chooses (raising needs no privilege).
@@ -130,10 +134,7 @@ def oom_headroom(own_rss: int, charged: int, budget: int) -> int:
 
 
 def _own_rss() -> int:
-    for line in read_control_file("/proc/self/status").splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    return (status_kb("self", "VmRSS") or 0) * 1024
 
 
 def _own_cpu_ms() -> float:

@@ -26,3 +26,15 @@ def write_control_file(path: str, value: int | str) -> None:
         os.write(fd, str(value).encode())
     finally:
         os.close(fd)
+
+
+def status_kb(pid: int | str, field: str) -> int | None:
+    """A kB figure of /proc/<pid>/status (VmRSS, VmHWM); None once the process is gone."""
+    try:
+        prefix = field + ":"
+        for line in read_control_file(f"/proc/{pid}/status").splitlines():
+            if line.startswith(prefix):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner_image.sandbox.cgroups import RunCgroup, runner_cgroup, spawning_first_to_kill
+from runner_image.sandbox.control_files import status_kb
 from runner_image.sandbox.isolation import Isolation, kill_all_of_uid
 from runner_image.sandbox.languages import SANDBOX_PATH
 from runner_image.sandbox.limits import Limits, rlimits
@@ -100,7 +101,7 @@ def execute(
         with tempfile.TemporaryFile() as stdin_file:
             stdin_file.write(stdin)
             stdin_file.seek(0)
-            baseline_kb = _status_kb("self", "VmRSS") or 0
+            baseline_kb = status_kb("self", "VmRSS") or 0
             started = time.monotonic()
             spawn = functools.partial(
                 subprocess.Popen,
@@ -136,17 +137,6 @@ def execute(
         if cgroup is not None:
             cgroup.kill_all()
             cgroup.relax()
-
-
-def _status_kb(pid: int | str, field: str) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(field.encode() + b":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def _peak_memory_kb(samples: list[int], ru_maxrss: int, baseline_kb: int) -> int | None:
@@ -193,7 +183,7 @@ def _supervise(
             if remaining <= 0:
                 timed_out = True
                 break
-            if sampling and (sample := _status_kb(proc.pid, "VmHWM")) is not None:
+            if sampling and (sample := status_kb(proc.pid, "VmHWM")) is not None:
                 samples.append(sample)
             wait = min(remaining, SAMPLE_SECONDS) if sampling else remaining
             for key, _ in selector.select(timeout=wait):
