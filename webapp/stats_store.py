@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bson import ObjectId
-from mongoengine import NotUniqueError
 from mongoengine.queryset import QuerySet
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from webapp.models import AssignmentStats, StudentStanding, Submission, utcnow
 from webapp.stats import (
@@ -46,6 +47,8 @@ NOT_REFERENCE = {"is_reference": {"$ne": True}}
 # Rewrites of one student's standing lost to concurrent ones before giving up (each loss
 # means another refresh of the same student won, so this is never reached in practice).
 MAX_TRIES = 20
+FACT_PROJECTION = {("_id" if name == "id" else name): True for name in FACT_FIELDS}
+STANDING_PROJECTION = ("_id", "version", "counters")
 
 
 def counted_submissions(**filters: object) -> QuerySet:
@@ -54,8 +57,10 @@ def counted_submissions(**filters: object) -> QuerySet:
 
 
 def _facts(assignment_id: ObjectId, user_id: ObjectId) -> list[SubmissionFacts]:
-    rows = counted_submissions(assignment_id=assignment_id, user_id=user_id).only(*FACT_FIELDS)
-    return [SubmissionFacts.from_document(doc) for doc in rows.as_pymongo()]
+    rows = Submission._get_collection().find(
+        {**NOT_REFERENCE, "assignment_id": assignment_id, "user_id": user_id}, FACT_PROJECTION
+    )
+    return [SubmissionFacts.from_document(doc) for doc in rows]
 
 
 def _standing_fields(state: Standing) -> dict[str, object]:
@@ -75,22 +80,23 @@ def _standing_fields(state: Standing) -> dict[str, object]:
     }
 
 
-def _write(old: StudentStanding | None, state: Standing, key: dict[str, ObjectId]) -> bool:
+def _write(old: Mapping[str, Any] | None, state: Standing, key: dict[str, ObjectId]) -> bool:
     """Replace the standing `old` was read as (or create it); False when another refresh
     changed it first."""
+    standings = StudentStanding._get_collection()
     if old is None:
         if not state.submissions:
             return True
         try:
-            StudentStanding(**key, version=1, **_standing_fields(state)).save(force_insert=True)
-        except NotUniqueError:
+            standings.insert_one({**key, "version": 1, **_standing_fields(state)})
+        except DuplicateKeyError:
             return False
         return True
-    current = StudentStanding.objects(id=old.id, version=old.version)
+    current = {"_id": old["_id"], "version": old["version"]}
     if not state.submissions:
-        return bool(current.delete())
-    fields = {f"set__{name}": value for name, value in _standing_fields(state).items()}
-    return bool(current.update_one(inc__version=1, **fields))
+        return standings.delete_one(current).deleted_count == 1
+    update = {"$inc": {"version": 1}, "$set": _standing_fields(state)}
+    return standings.update_one(current, update).matched_count == 1
 
 
 def _move_totals(assignment_id: ObjectId, delta: dict[str, int]) -> None:
@@ -100,23 +106,25 @@ def _move_totals(assignment_id: ObjectId, delta: dict[str, int]) -> None:
         "$inc": {f"counters.{path}": change for path, change in delta.items()},
         "$set": {"updated_at": utcnow()},
     }
-    totals = AssignmentStats.objects(assignment_id=assignment_id)
+    totals = AssignmentStats._get_collection()
     try:
-        totals.update_one(upsert=True, __raw__=update)
-    except NotUniqueError:  # two first upserts raced on the unique index: it exists now
-        totals.update_one(__raw__=update)
+        totals.update_one({"assignment_id": assignment_id}, update, upsert=True)
+    except DuplicateKeyError:  # two first upserts raced on the unique index: it exists now
+        totals.update_one({"assignment_id": assignment_id}, update)
 
 
 def refresh_student(assignment_id: ObjectId, user_id: ObjectId) -> None:
     """Recompute one student's standing and move the assignment's totals by the change.
     Call it after any of the student's submissions is made or its result is stored or
-    replaced: the old result's share is taken out because the old standing held it."""
+    replaced: the old result's share is taken out because the old standing held it. It
+    runs on every submit and result, so it reads and writes raw documents: building
+    mongoengine documents cost more than the queries on the stand-in."""
     key = {"assignment_id": assignment_id, "user_id": user_id}
     for _ in range(MAX_TRIES):
-        old = StudentStanding.objects(**key).first()
+        old = StudentStanding._get_collection().find_one(key, STANDING_PROJECTION)
         state = standing_of(_facts(assignment_id, user_id))
         if _write(old, state, key):
-            before = flatten(old.counters) if old is not None else {}
+            before = flatten(old.get("counters") or {}) if old is not None else {}
             _move_totals(assignment_id, counter_delta(before, state.counters))
             return
     log.error(
