@@ -4,6 +4,8 @@ exactly as mongomock's scan of the whole collection answers it."""
 
 from __future__ import annotations
 
+import random
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -108,3 +110,99 @@ def test_lookups_by_id_and_by_plain_fields_take_the_shortcuts(collection, monkey
     matched.clear()
     assert sorted(d["n"] for d in collection.find({"owner": OWNERS[1]})) == [1]
     assert sorted(map(str, matched)) == sorted(map(str, [IDS[1], "by-name"]))
+
+
+VALUES = [1, 2, 1.0, "x", "y", True, None, OWNERS[0], OWNERS[1], [1, "x"], {"k": 1}]
+
+
+def _value(rng: random.Random) -> object:
+    return rng.choice(VALUES)
+
+
+def _scan_order(collection: Collection, query: dict) -> list[object]:
+    """What mongomock's own scan answers, in its order."""
+    documents = list(collection._store.documents)
+    return [doc["_id"] for doc in documents if filter_applies(query, doc)]
+
+
+def _random_writes(collection: Collection, rng: random.Random, count: int, writer: int = 0) -> None:
+    """`count` random writes of `writer`, to its own documents only (mongomock itself is not
+    safe for two threads deleting one document)."""
+    for _ in range(count):
+        documents = list(collection._store.documents)
+        ids = [doc["_id"] for doc in documents if doc.get("writer") == writer]
+        target = {"_id": rng.choice(ids)} if ids and rng.random() < 0.5 else {"a": _value(rng)}
+        target["writer"] = writer
+        fields = {name: _value(rng) for name in "ab" if rng.random() < 0.8} | {"writer": writer}
+        match rng.randrange(8):
+            case 0 | 1:
+                collection.insert_one(dict(fields))
+            case 2:
+                collection.update_one(
+                    target, {"$set": fields} if rng.random() < 0.7 else {"$unset": {"a": ""}}
+                )
+            case 3:
+                collection.update_many(target, {"$set": {"b": _value(rng)}})
+            case 4:
+                collection.replace_one(target, dict(fields))
+            case 5:
+                collection.update_one(target, {"$set": {"b": _value(rng)}}, upsert=True)
+            case 6:
+                collection.find_one_and_update(target, {"$set": {"a": _value(rng)}})
+            case 7:
+                collection.delete_one(target)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_equality_index_follows_every_write(collection: Collection, seed: int):
+    """Random inserts, updates (in place, many, upserts), replacements and deletes, queried
+    between them: every answer is the scan's, in the scan's order."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        _random_writes(collection, rng, 5)
+        for query in ({"a": _value(rng)}, {"a": _value(rng), "b": _value(rng)}, {"b": "x"}):
+            if required_equalities(query):
+                assert [d["_id"] for d in collection.find(query)] == _scan_order(collection, query)
+
+
+def test_a_dropped_collection_starts_a_new_index(collection: Collection):
+    assert collection.count_documents({"owner": OWNERS[0]}) == 3
+    collection.drop()
+    assert collection.count_documents({"owner": OWNERS[0]}) == 0
+    collection.insert_one({"owner": OWNERS[0], "n": 5})
+    assert [d["n"] for d in collection.find({"owner": OWNERS[0]})] == [5]
+
+
+def test_writes_from_many_threads_leave_the_index_exact(collection: Collection):
+    """Eight threads writing and querying at once, as the dev webapp's do."""
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(60):
+            _random_writes(collection, rng, 1, writer=seed)
+            collection.find_one({"a": _value(rng)})
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for value in VALUES:
+        if required_equalities({"a": value}):
+            query = {"a": value}
+            assert [d["_id"] for d in collection.find(query)] == _scan_order(collection, query)
+
+
+def test_a_lookup_reads_only_the_indexed_candidates(collection, monkeypatch):
+    """Among a thousand documents, a query on one owner runs the matcher on that owner's
+    documents and those holding an array, not on the rest."""
+    collection.insert_many([{"owner": ObjectId(), "n": n} for n in range(1000)])
+    matched = []
+
+    def counted(query, document):
+        matched.append(document["_id"])
+        return filter_applies(query, document)
+
+    monkeypatch.setattr(mongomock_lookups, "filter_applies", counted)
+    assert sorted(d["n"] for d in collection.find({"owner": OWNERS[1]})) == [1]
+    assert len(matched) == 2  # the owner's document and the one holding an array
