@@ -14,6 +14,7 @@ from pymongo.database import Database
 
 from cloudemy_dev.demo_data import seed_demo_data
 from cloudemy_dev.mongomock_lookups import use_shortcuts
+from cloudemy_dev.mongomock_threads import use_collection_locks
 from cloudemy_dev.settings import DevSettings
 from webapp.app import create_app
 from webapp.server import run_gunicorn
@@ -23,11 +24,13 @@ from webapp.settings import WebappSettings
 
 def connect_embedded_mongo(settings: WebappSettings) -> Database:
     """mongoengine's default alias on an in-process mongomock database: nothing is kept
-    when the process exits, and its queries take the shortcuts of mongomock_lookups.
-    `mongodb://` URIs are connected for real."""
+    when the process exits, its queries take the shortcuts of mongomock_lookups, and its
+    collections' writes and reads take turns (mongomock_threads; in this order, the locks
+    around the shortcuts' update). `mongodb://` URIs are connected for real."""
     if not settings.mongo_uri.startswith(EMBEDDED_MONGO_SCHEME):
         return connect_mongo(settings)
     use_shortcuts()
+    use_collection_locks()
     mongoengine.disconnect()
     mongoengine.connect(
         db=settings.db_name,

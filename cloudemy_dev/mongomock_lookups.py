@@ -10,14 +10,17 @@ MongoDB's indexes cost about the same for any number. Two shortcuts:
   different plain value, and runs mongomock's matcher on the rest only.
 
 A shortcut only ever rejects a document that MongoDB would not match: a field holding an
-array, or a value of a type not listed here, is left to the matcher. Documents come out in
-the scan's order (the order they were first stored in).
+array, or a value of a type not listed here, is left to the matcher. A string's subclass (a
+StrEnum member, as mongoengine stores and queries statuses) counts as the plain string it
+equals. Documents come out in the scan's order (the order they were first stored in).
 
 The equality index of a field is built on the first query that asks for it, and follows
 every write: mongomock stores a document through its CollectionStore (insert, rollback),
-deletes through it (delete, TTL expiry), and changes documents in place only in
-Collection._update, on the documents its scan yields; those are filed again when it
-returns. A dropped collection's documents are a new mapping, which starts a new index."""
+deletes through it (delete, TTL expiry), and changes a document in place only in
+Collection._update, which checks the unique indexes (_ensure_uniques) of every document it
+changed, at once: the document is filed again right there, before that check reads the
+index. An update that fails half-way has the collection's index read again. A
+dropped collection's documents are a new mapping, which starts a new index."""
 
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from typing import Any
 from bson import ObjectId
 from mongomock.collection import Collection
 from mongomock.filtering import filter_applies
+from mongomock.helpers import hashdict
 from mongomock.store import CollectionStore
 
 Document = dict[str, object]
@@ -43,12 +47,19 @@ _ABSENT = object()
 _scan: Callable[[Collection, object], Iterator[Document]] = Collection._iter_documents
 
 
+def _plain(value: object) -> object:
+    """A string's subclass (a StrEnum member) as the plain string it equals."""
+    return str.__str__(value) if isinstance(value, str) else value
+
+
 def required_equalities(query: Mapping[str, object]) -> list[tuple[str, object]]:
     """The query's top-level `field: plain value` conditions."""
     return [
-        (key, value)
+        (key, _plain(value))
         for key, value in query.items()
-        if not key.startswith("$") and "." not in key and type(value) in EQUALITY_TYPES
+        if not key.startswith("$")
+        and "." not in key
+        and (type(value) in EQUALITY_TYPES or isinstance(value, str))
     ]
 
 
@@ -74,6 +85,8 @@ def _key(document: Document, name: str) -> object:
     value = document.get(name, _ABSENT)
     if value is _ABSENT or type(value) is dict:
         return _NEVER
+    if isinstance(value, str):
+        return _plain(value)
     return value if type(value) in PLAIN_TYPES else _UNSURE
 
 
@@ -114,13 +127,21 @@ class EqualityIndex:
         self.store = store
         self.documents: Mapping[object, Document] = store._documents
         self.fields: dict[str, FieldIndex] = {}
-        self.positions = itertools.count()
+        self.order: dict[object, int] = {}
         self.lock = threading.RLock()
-        with store._rwlock.reader():
-            self.order = {doc_id: next(self.positions) for doc_id in self.documents}
+        self.reset()
+
+    def reset(self) -> None:
+        """Everything read again from the store's mapping (the fields on their next use)."""
+        with self.lock:
+            self.fields = {}
+            self.positions = itertools.count()
+            with self.store._rwlock.reader():
+                self.order = {doc_id: next(self.positions) for doc_id in self.documents}
 
     def place(self, doc_id: object) -> None:
-        """Called with the store's write lock held, as the mapping takes the document."""
+        """Called with the store's write lock held, as the mapping takes the document (and
+        by `refile` for one stored while this index was being made)."""
         if doc_id not in self.order:
             self.order[doc_id] = next(self.positions)
 
@@ -140,6 +161,8 @@ class EqualityIndex:
             document = self.documents.get(doc_id)
             if document is None:
                 self.order.pop(doc_id, None)
+            else:
+                self.place(doc_id)
             for name, index in self.fields.items():
                 if document is None:
                     index.remove(doc_id)
@@ -169,9 +192,6 @@ def _index_of(store: CollectionStore) -> EqualityIndex:
         return index
 
 
-_updating = threading.local()
-
-
 def matching_documents(collection: Collection, query: object) -> Iterator[Document]:
     """What mongomock's Collection._iter_documents yields, through the shortcuts."""
     if not isinstance(query, Mapping):
@@ -182,13 +202,14 @@ def matching_documents(collection: Collection, query: object) -> Iterator[Docume
             document = collection._store[wanted]
         except KeyError:
             return iter(())
-        return _noted(iter([document] if filter_applies(query, document) else []))
+        return iter([document] if filter_applies(query, document) else [])
     required = required_equalities(query)
     if not required:
-        return _noted(_scan(collection, query))
-    documents = collection._store._documents
-    candidates = (documents.get(doc_id) for doc_id in _index_of(collection._store).lookup(required))
-    return _noted(
+        return _scan(collection, query)
+    store = collection._store
+    store._remove_expired_documents()  # what the scan's reading of the store does first
+    candidates = (store._documents.get(doc_id) for doc_id in _index_of(store).lookup(required))
+    return (
         document
         for document in candidates
         if document is not None
@@ -197,45 +218,44 @@ def matching_documents(collection: Collection, query: object) -> Iterator[Docume
     )
 
 
-def _noted(documents: Iterator[Document]) -> Iterator[Document]:
-    """The documents, each noted as one an update in progress on this thread may change."""
-    changing: list[object] | None = getattr(_updating, "ids", None)
-    if changing is None:
-        return documents
-    return _noting(documents, changing)
-
-
-def _noting(documents: Iterator[Document], changing: list[object]) -> Iterator[Document]:
-    for document in documents:
-        changing.append(document["_id"])
-        yield document
-
-
 _update: Callable[..., Any] = Collection._update
+_ensure_uniques: Callable[..., None] = Collection._ensure_uniques
 _delete_document: Callable[..., None] = CollectionStore.__delitem__
 
 
-def _update_filed(collection: Collection, *args: Any, **kwargs: Any) -> Any:
-    """mongomock's update, then the documents it may have changed in place filed again."""
-    outer = getattr(_updating, "ids", None)
-    _updating.ids = changed = []
+def _store_key(doc_id: object) -> object:
+    """The key mongomock's store holds a document under (a document _id is made hashable)."""
+    return hashdict(doc_id) if isinstance(doc_id, dict) else doc_id
+
+
+def _filed_then_checked(collection: Collection, document: Document) -> None:
+    """mongomock's unique-index check of a document it just stored or changed in place, once
+    the document is filed as it is now: the check queries through the index."""
+    _index_of(collection._store).refile(_store_key(document["_id"]))
+    _ensure_uniques(collection, document)
+
+
+def _update_or_reindex(collection: Collection, *args: Any, **kwargs: Any) -> Any:
+    """mongomock's update; one that fails may have changed a document without the check
+    (an operator refused half-way), so the collection's index is read again from the store
+    (in place: a query running meanwhile on another thread holds it)."""
     try:
         return _update(collection, *args, **kwargs)
-    finally:
-        _updating.ids = outer
-        index = _index_of(collection._store)
-        for doc_id in changed:
-            index.refile(doc_id)
+    except BaseException:
+        _index_of(collection._store).reset()
+        raise
 
 
 def _set_filed(store: CollectionStore, key: object, document: Document) -> None:
-    """mongomock's CollectionStore.__setitem__, with the document's place in the scan's order
-    taken under the same lock."""
-    index = _index_of(store)
+    """mongomock's CollectionStore.__setitem__, the document's place in the scan's order
+    taken under the same lock (unless the index is being made, or was the dropped
+    mapping's: the one made next reads the mapping as it is)."""
     with store._rwlock.writer():
         store._documents[key] = document
-        index.place(key)
-    index.refile(key)
+        index: EqualityIndex | None = getattr(store, "_equality_index", None)
+        if index is not None and index.documents is store._documents:
+            index.place(key)
+    _index_of(store).refile(key)
 
 
 def _delete_filed(store: CollectionStore, key: object) -> None:
@@ -247,6 +267,7 @@ def use_shortcuts() -> None:
     """Every mongomock collection of this process answers through the shortcuts (the dev
     stack's webapp, whose data lives in mongomock)."""
     Collection._iter_documents = matching_documents
-    Collection._update = _update_filed
+    Collection._update = _update_or_reindex
+    Collection._ensure_uniques = _filed_then_checked
     CollectionStore.__setitem__ = _set_filed
     CollectionStore.__delitem__ = _delete_filed

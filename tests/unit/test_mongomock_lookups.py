@@ -4,17 +4,20 @@ exactly as mongomock's scan of the whole collection answers it."""
 
 from __future__ import annotations
 
+import datetime
 import random
 import threading
 import uuid
 from collections.abc import Iterator
+from enum import StrEnum
 
 import mongomock
 import pytest
 from bson import ObjectId
-from mongomock import OperationFailure
+from mongomock import OperationFailure, WriteError
 from mongomock.filtering import filter_applies
 from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
 
 from cloudemy_dev import mongomock_lookups
 from cloudemy_dev.mongomock_lookups import may_match, required_equalities, use_shortcuts
@@ -174,13 +177,15 @@ def test_a_dropped_collection_starts_a_new_index(collection: Collection):
 
 
 def test_writes_from_many_threads_leave_the_index_exact(collection: Collection):
-    """Eight threads writing and querying at once, as the dev webapp's do."""
+    """Eight threads writing and querying at once, as the dev webapp's do, each finding its
+    own documents only: mongomock copies a document it finds, and is not safe against
+    another thread changing that document in place meanwhile (the index is)."""
 
     def work(seed: int) -> None:
         rng = random.Random(seed)
         for _ in range(60):
             _random_writes(collection, rng, 1, writer=seed)
-            collection.find_one({"a": _value(rng)})
+            collection.find_one({"a": _value(rng), "writer": seed})
 
     threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
     for thread in threads:
@@ -206,3 +211,53 @@ def test_a_lookup_reads_only_the_indexed_candidates(collection, monkeypatch):
     monkeypatch.setattr(mongomock_lookups, "filter_applies", counted)
     assert sorted(d["n"] for d in collection.find({"owner": OWNERS[1]})) == [1]
     assert len(matched) == 2  # the owner's document and the one holding an array
+
+
+def test_a_unique_index_holds_when_an_update_changes_the_indexed_field(collection):
+    """mongomock checks unique indexes by a query, which must see the changed document
+    under its new value (a course's join code drawn again, as webapp.courses does)."""
+    collection.create_index("code", unique=True, sparse=True)
+    collection.insert_many([{"code": "AAAA"}, {"code": "BBBB"}])
+    assert collection.find_one({"code": "AAAA"})  # the index of `code` exists
+    with pytest.raises(DuplicateKeyError):
+        collection.update_one({"code": "BBBB"}, {"$set": {"code": "AAAA"}})
+    assert sorted(d["code"] for d in collection.find({"code": {"$exists": True}})) == [
+        "AAAA",
+        "BBBB",
+    ]
+    assert [d["code"] for d in collection.find({"code": "BBBB"})] == ["BBBB"]
+
+
+def test_an_update_refused_half_way_leaves_the_answers_exact(collection):
+    collection.insert_one({"_id": "z", "a": 1, "t": "text"})
+    assert collection.find_one({"a": 1})
+    with pytest.raises((WriteError, TypeError)):  # MongoDB: WriteError; mongomock: TypeError
+        collection.update_one({"_id": "z"}, {"$set": {"a": 2}, "$inc": {"t": 1}})
+    for value in (1, 2):
+        query = {"a": value}
+        assert [d["_id"] for d in collection.find(query)] == _scan_order(collection, query)
+
+
+def test_expired_documents_are_gone_from_indexed_queries_too(collection):
+    collection.create_index("at", expireAfterSeconds=1)
+    collection.insert_one({"k": "x", "at": datetime.datetime(2000, 1, 1)})
+    assert collection.count_documents({"k": "x"}) == 0
+
+
+def test_documents_with_a_document_id_are_updated_and_found(collection):
+    collection.insert_one({"_id": {"k": 1}, "a": 1})
+    collection.update_one({"a": 1}, {"$set": {"a": 2}})
+    assert [d["_id"] for d in collection.find({"a": 2})] == [{"k": 1}]
+    assert collection.count_documents({"a": 1}) == 0
+
+
+class Colour(StrEnum):
+    RED = "red"
+
+
+def test_a_strenum_member_counts_as_its_plain_string(collection):
+    """mongoengine stores and queries a status as the StrEnum member itself."""
+    collection.insert_many([{"c": Colour.RED, "n": 1}, {"c": "red", "n": 2}, {"c": "blue"}])
+    for asked in (Colour.RED, "red"):
+        assert required_equalities({"c": asked}) == [("c", "red")]
+        assert sorted(d["n"] for d in collection.find({"c": asked})) == [1, 2]
