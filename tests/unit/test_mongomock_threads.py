@@ -33,7 +33,7 @@ def test_reads_and_updates_of_one_document_take_turns():
     writer.start()
     seen = []
     try:
-        for _ in range(800):
+        for _ in range(500):
             document = submissions.find_one({"_id": 1})
             seen.append(
                 document["round"] == document["tests"][0]["n"] if "tests" in document else True
