@@ -29,21 +29,15 @@ def collection_lock(store: CollectionStore) -> threading.RLock:
     return lock
 
 
-def _holding_collection_lock(method: Callable[..., Any]) -> Callable[..., Any]:
+def _holding_lock(
+    method: Callable[..., Any], store_of: Callable[[Any], CollectionStore]
+) -> Callable[..., Any]:
+    """`method`, run holding the lock of the store `store_of(self)` names."""
+
     @functools.wraps(method)
-    def locked(collection: Collection, *args: Any, **kwargs: Any) -> Any:
-        with collection_lock(collection._store):
-            return method(collection, *args, **kwargs)
-
-    locked.__wrapped_by_cloudemy__ = True
-    return locked
-
-
-def _holding_cursor_lock(method: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(method)
-    def locked(cursor: Cursor, *args: Any, **kwargs: Any) -> Any:
-        with collection_lock(cursor.collection._store):
-            return method(cursor, *args, **kwargs)
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with collection_lock(store_of(self)):
+            return method(self, *args, **kwargs)
 
     locked.__wrapped_by_cloudemy__ = True
     return locked
@@ -60,6 +54,8 @@ def use_collection_locks() -> None:
     for name in (*WRITERS, *READERS):
         method = getattr(Collection, name)
         if not getattr(method, "__wrapped_by_cloudemy__", False):
-            setattr(Collection, name, _holding_collection_lock(method))
+            setattr(Collection, name, _holding_lock(method, lambda c: c._store))
     if not getattr(Cursor._compute_results, "__wrapped_by_cloudemy__", False):
-        Cursor._compute_results = _holding_cursor_lock(Cursor._compute_results)
+        Cursor._compute_results = _holding_lock(
+            Cursor._compute_results, lambda cursor: cursor.collection._store
+        )
