@@ -25,8 +25,8 @@ from webapp.settings import WebappSettings
 def connect_embedded_mongo(settings: WebappSettings) -> Database:
     """mongoengine's default alias on an in-process mongomock database: nothing is kept
     when the process exits, its queries take the shortcuts of mongomock_lookups, and its
-    collections' writes and reads take turns (mongomock_threads; in this order, the locks
-    around the shortcuts' update). `mongodb://` URIs are connected for real."""
+    collections' writes and reads take turns (mongomock_threads, whose locks wrap the
+    shortcuts' update). `mongodb://` URIs are connected for real."""
     if not settings.mongo_uri.startswith(EMBEDDED_MONGO_SCHEME):
         return connect_mongo(settings)
     use_shortcuts()

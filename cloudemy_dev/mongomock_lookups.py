@@ -265,7 +265,10 @@ def _delete_filed(store: CollectionStore, key: object) -> None:
 
 def use_shortcuts() -> None:
     """Every mongomock collection of this process answers through the shortcuts (the dev
-    stack's webapp, whose data lives in mongomock)."""
+    stack's webapp, whose data lives in mongomock). Installed once: a later call leaves
+    what was wrapped around them since (mongomock_threads' locks) in place."""
+    if Collection._iter_documents is matching_documents:
+        return
     Collection._iter_documents = matching_documents
     Collection._update = _update_or_reindex
     Collection._ensure_uniques = _filed_then_checked

@@ -50,3 +50,12 @@ def test_turning_the_locks_on_twice_wraps_once():
     update = mongomock.collection.Collection._update
     use_collection_locks()
     assert mongomock.collection.Collection._update is update
+
+
+def test_the_shortcuts_turned_on_again_keep_the_locks():
+    use_shortcuts()
+    use_collection_locks()
+    update = mongomock.collection.Collection._update
+    use_shortcuts()
+    assert mongomock.collection.Collection._update is update
+    assert getattr(update, "__wrapped_by_cloudemy__", False)
