@@ -56,11 +56,10 @@ def authorised_submission(
     round alone, for `round_only`). A token of no round is 401 whether or not the id exists
     (an unknown id reveals nothing without a token); one of an earlier round is 409
     `stale_round`. `where` names the credential in the 401's message."""
-    oid = ObjectId(submission_id) if ObjectId.is_valid(submission_id) else None
-    found = Submission.objects(id=oid)
-    if round_only:
-        found = found.only("round")
-    submission = found.first() if oid is not None else None
+    submission = None
+    if ObjectId.is_valid(submission_id):
+        found = Submission.objects(id=ObjectId(submission_id))
+        submission = (found.only("round") if round_only else found).first()
     current = submission.round if submission is not None else 0
     presented_round = token_round(_server_secret(), submission_id, presented, current)
     if presented_round is None:
