@@ -78,8 +78,9 @@ def _builder_key(rule: Rule, append_unknown: bool) -> tuple[Any, ...]:
 def _route_builders_compiled_once() -> Iterator[None]:
     """Every test builds its own app, and werkzeug compiles two URL builders (Python source,
     through `compile`) for each of its routes: about 80 % of `create_app`'s time, and 11 s of
-    the unit suite's 69 (on a slow afternoon here). A builder is made only from what `_builder_key` holds and reads its rule
-    through the `self` it is bound to when called, so one per distinct rule serves every app."""
+    the unit suite's 69 (on a slow afternoon here). A builder is made only from what
+    `_builder_key` holds and reads its rule through the `self` it is bound to when called, so
+    one per distinct rule serves every app."""
     werkzeug_compile_builder = Rule._compile_builder
     builders: dict[tuple[Any, ...], Any] = {}
 
