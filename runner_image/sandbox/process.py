@@ -101,7 +101,8 @@ def execute(
         with tempfile.TemporaryFile() as stdin_file:
             stdin_file.write(stdin)
             stdin_file.seek(0)
-            baseline_kb = status_kb("self", "VmRSS") or 0
+            # The runner's own size, against which a run without a cgroup is measured.
+            baseline_kb = (status_kb("self", "VmRSS") or 0) if cgroup is None else 0
             started = time.monotonic()
             spawn = functools.partial(
                 subprocess.Popen,
